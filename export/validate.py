@@ -1,0 +1,58 @@
+"""Numerical validation of freshly written graphs against the torch module (forward, and autograd for the VJP)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .onnx_graphs import GRAD_IMAGE, IMAGE, grad_name
+from .torch_vgg import VGGFeatures, features_np, vjp_np
+
+FEATURES_TOL = 1e-5  # relative L2 per tapped layer
+GRADIENT_TOL = 1e-4  # relative L2 of dL/dimage
+
+
+class ExportValidationError(Exception):
+    """The exported graphs disagree with the torch module beyond tolerance."""
+
+
+@dataclass
+class Validation:
+    size: tuple[int, int]
+    features_rel_l2: dict[str, float]
+    gradient_rel_l2: float
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm((a - b).ravel()) / max(np.linalg.norm(b.ravel()), 1e-30))
+
+
+def validate(model_dir: Path, files: dict[str, str], module: VGGFeatures, size: tuple[int, int],
+             seed: int = 0) -> Validation:
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    image = rng.random((1, 3, *size), dtype=np.float32)
+    image[:, :, : size[0] // 3, : size[1] // 3] = 0.5  # a flat patch: max-pool ties everywhere
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    cpu = ["CPUExecutionProvider"]
+    feats_sess = ort.InferenceSession(str(model_dir / files["features"]), opts, providers=cpu)
+    grad_sess = ort.InferenceSession(str(model_dir / files["gradient"]), opts, providers=cpu)
+    names = [o.name for o in feats_sess.get_outputs()]
+    outs = dict(zip(names, feats_sess.run(names, {IMAGE: image})))
+    ref = features_np(module, image)
+    errs = {t: rel_l2(outs[t], ref[t]) for t in module.taps}
+    bad = {t: e for t, e in errs.items() if not e <= FEATURES_TOL}
+    if bad:
+        raise ExportValidationError(f"features graph differs from torch at {bad} (relative L2 > {FEATURES_TOL})")
+    grads = {t: rng.standard_normal(ref[t].shape).astype(np.float32) for t in module.taps}
+    feed = {grad_name(t): g for t, g in grads.items()}
+    feed.update({i.name: outs[i.name] for i in grad_sess.get_inputs() if i.name not in feed})
+    (dx,) = grad_sess.run([GRAD_IMAGE], feed)
+    relus = {n: outs[n] for n in names if n.startswith("relu")}
+    err = rel_l2(dx, vjp_np(module, image, grads, relu_ties=relus))
+    if not err <= GRADIENT_TOL:
+        raise ExportValidationError(f"gradient graph differs from torch autograd: relative L2 {err:.3g} > {GRADIENT_TOL}")
+    return Validation(size, errs, err)
