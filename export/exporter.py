@@ -106,6 +106,8 @@ def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", cont
             "taps": taps,
             "tap_channels": {t: by_name[t].out_channels for t in taps},
             "tap_scales": {t: by_name[t].scale for t in taps},
+            # every layer's (channels, downsampling): lets the engine estimate memory before allocating
+            "layer_shapes": {layer.name: [layer.out_channels, layer.scale] for layer in layers},
             "default_content_layer": content_layer,
             "default_style_layers": list(dict.fromkeys(style_layers)),
             "pooling": pooling,

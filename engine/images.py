@@ -1,0 +1,106 @@
+"""Image files <-> float32 arrays (H, W, 3) RGB in [0, 1]; resizing; atomic writes. Used by the CLI and the API;
+the stylize core itself only sees arrays."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageError
+
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB. Transparency is composited on white (what a viewer shows on a light page)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(a / (65535.0 if a.max() > 255 else 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    elif img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(a * (255.0 if a.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8))
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as (H, W, 3) float32 RGB in [0, 1], in its displayed (EXIF) orientation."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"image {path} does not exist")
+    if path.is_dir():
+        raise ImageError(f"{path} is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"image {path} is an empty file")
+    old = Image.MAX_IMAGE_PIXELS
+    if max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = max_pixels // 2  # Pillow raises above twice this
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = to_rgb(img)
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"image {path} is too large ({e}); raise --max-pixels if you trust it") from None
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for unknown, truncated or corrupt files
+        raise ImageError(f"cannot read image {path}: {e}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def fit_long_side(h: int, w: int, long_side: int) -> tuple[int, int]:
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) float32 -> (h, w, 3), Lanczos per channel in float (no 8-bit rounding); unchanged if same size."""
+    if image.shape[:2] == tuple(size):
+        return image
+    h, w = size
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
+                        .resize((w, h), Image.Resampling.LANCZOS)) for c in range(3)]
+    return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    if not np.isfinite(image).all():
+        raise ValueError("refusing to write an image with NaN or Inf pixels")
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def check_output_path(path: str | Path) -> str:
+    """The PIL format for `path`'s extension, or ImageError naming the supported ones."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ImageError(f"unsupported output extension {Path(path).suffix or '(none)'!r} for {path}; "
+                         f"use one of: {', '.join(sorted(FORMATS))}")
+    return fmt
+
+
+def save_image(image: np.ndarray, path: str | Path) -> Path:
+    """Write (H, W, 3) [0, 1] as 8-bit sRGB atomically: a temporary file in the same directory, then rename, so a
+    reader never sees a half-written file and an existing file is only replaced by a complete one."""
+    path = Path(path)
+    fmt = check_output_path(path)
+    pixels = to_uint8(image)
+    extra = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(pixels, "RGB").save(f, format=fmt, **extra)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

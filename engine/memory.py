@@ -1,0 +1,51 @@
+"""Estimate a run's peak memory from the model and the pixel count, before allocating anything."""
+from __future__ import annotations
+
+import math
+import os
+
+# Bytes of activation memory per float32 activation of the network, across both graphs: the features graph's
+# outputs (every ReLU is kept for the gradient graph), its working buffers, and the gradient graph's buffers.
+# Calibrated from peak RSS at 256 and 512 px (README: errors and limits).
+ACTIVATION_FACTOR = 3.0 * 4
+BASE_BYTES = 400e6  # interpreter, libraries, onnxruntime arenas, weights (the weights file is counted separately)
+
+
+def activations_per_pixel(manifest: dict) -> float:
+    """float32 activations per input pixel summed over the network's layers."""
+    return sum(c / (s * s) for c, s in manifest["layer_shapes"].values())
+
+
+def estimate_bytes(manifest: dict, height: int, width: int, maxcor: int, weights_bytes: int = 0) -> int:
+    n = height * width
+    acts = ACTIVATION_FACTOR * activations_per_pixel(manifest) * n
+    lbfgs = (2 * maxcor + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
+    images = 10 * 3 * n * 4  # image copies, gradients, best iterate
+    return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs + images)
+
+
+def available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def largest_fitting_long_side(manifest: dict, aspect: float, maxcor: int, budget: int, weights_bytes: int = 0) -> int:
+    """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes; aspect = short/long."""
+    lo, hi = 16, 1 << 16
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_bytes(manifest, mid, max(1, math.floor(mid * aspect)), maxcor, weights_bytes) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo - lo % 16

@@ -1,0 +1,60 @@
+"""J(G) = alpha J_content + beta sum_l lambda_l J_style^l + tau TV, and its gradient w.r.t. the image pixels:
+NumPy losses give dJ/dF_l at each tap, the model's gradient graph maps them back to dJ/dimage."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .losses import content_loss, gram, style_loss, tv_loss
+from .model import Model
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    content_layer: str
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]  # lambda_l, summing to 1
+    content_weight: float  # alpha
+    style_weight: float  # beta
+    tv_weight: float  # tau
+
+
+def style_targets(model: Model, styles: list[np.ndarray], blend: list[float], layers: tuple[str, ...]) \
+        -> dict[str, np.ndarray]:
+    """Per layer, the blend-weighted average of the style images' Grams. styles: (1, 3, h, w) float32 each."""
+    targets: dict[str, np.ndarray] = {}
+    for image, w in zip(styles, blend):
+        feats = model.features(image, keep_state=False)
+        for layer in layers:
+            g = gram(feats[layer]) * np.float32(w)
+            targets[layer] = g if layer not in targets else targets[layer] + g
+    return targets
+
+
+class Objective:
+    """Callable image (1, 3, H, W) float32 -> (J, dJ/dimage float32, weighted terms)."""
+
+    def __init__(self, model: Model, content: np.ndarray, grams: dict[str, np.ndarray], weights: LossWeights):
+        self.model, self.w, self.grams = model, weights, grams
+        self.content_target = model.features(content, keep_state=False)[weights.content_layer]
+
+    def __call__(self, image: np.ndarray) -> tuple[float, np.ndarray, dict[str, float]]:
+        w = self.w
+        feats = self.model.features(image)
+        grads: dict[str, np.ndarray] = {}
+        jc, gc = content_loss(feats[w.content_layer], self.content_target)
+        grads[w.content_layer] = gc * np.float32(w.content_weight)
+        js = 0.0
+        for layer, lam in zip(w.style_layers, w.style_layer_weights):
+            v, g = style_loss(feats[layer], self.grams[layer])
+            js += lam * v
+            g *= np.float32(w.style_weight * lam)
+            grads[layer] = g if layer not in grads else grads[layer] + g
+        dimage = self.model.vjp(image, grads)
+        terms = {"content": w.content_weight * jc, "style": w.style_weight * js, "tv": 0.0}
+        if w.tv_weight:
+            jt, gt = tv_loss(image)
+            terms["tv"] = w.tv_weight * jt
+            dimage += np.float32(w.tv_weight) * gt
+        return terms["content"] + terms["style"] + terms["tv"], dimage, terms
