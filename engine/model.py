@@ -63,7 +63,9 @@ def read_manifest(path: str | Path) -> dict:
             if _sha256(file) != graphs[key]["sha256"]:
                 raise ModelError(f"{file} does not match the sha256 in {MANIFEST} (corrupt or modified); "
                                  "re-export the model")
-        manifest["taps"], manifest["tap_channels"], manifest["tap_scales"]  # noqa: B018 - presence check
+        for key in ("taps", "tap_channels", "layers", "layer_shapes", "defaults", "default_content_layer",
+                    "default_style_layers"):
+            manifest[key]  # noqa: B018 - presence check
     except (KeyError, TypeError) as e:
         raise ModelError(f"{mpath} lacks {e}; re-export the model") from None
     return manifest
