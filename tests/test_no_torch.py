@@ -1,0 +1,64 @@
+"""The runtime needs no PyTorch: no module on nst-run's path imports torch, and nst-run works where `import torch`
+fails."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'onnx'):
+            raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_no_torch_import_in_runtime_sources():
+    for folder in ("engine", "cli"):
+        for path in (ROOT / folder).glob("*.py"):
+            if path.name == "export_cmd.py":  # nst-export's CLI imports nst.export lazily, inside the command
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                assert not any(n.split(".")[0] in ("torch", "onnx") for n in names), f"{path}: {names}"
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    assert "export" not in (node.module or "").split("."), f"{path} imports nst.export"
+
+
+def test_runtime_imports_load_no_torch():
+    code = BLOCK + "import nst.engine, nst.cli.run_cmd; print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_nst_run_where_torch_cannot_be_imported(model_dir, images_dir, tmp_path):
+    out = tmp_path / "out.png"
+    args = [str(images_dir / "content.png"), str(images_dir / "style1.png"), "-o", str(out), "--model", str(model_dir),
+            "--size", "64", "--iterations", "3", "--quiet"]
+    code = BLOCK + f"""
+sys.argv = ['nst-run', *{args!r}]
+from nst.cli.run_cmd import main
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]
+try:
+    import torch
+except ImportError:
+    print('torch blocked')
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert r.returncode == 0, r.stderr
+    assert "torch blocked" in r.stdout
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size == (64, 48)
