@@ -1,12 +1,27 @@
-"""What both commands share: one-line errors on stderr with the right exit code. No torch, no onnxruntime here."""
+"""What both commands share: one-line errors on stderr with the right exit code. No torch, no onnxruntime here.
+
+Every failure ends with exactly one line `PROG: error: ...` on stderr and exit code 1 (2 when the command line itself
+is wrong, 130 after Ctrl-C); no traceback. `OneLineCommand` does this for click's own parsing errors (unknown option,
+bad integer, missing argument), `guard` for what escapes a command's body (Ctrl-C outside the optimisation, running
+out of memory, an unexpected bug: set NST_DEBUG=1 to see its traceback)."""
 from __future__ import annotations
 
+import functools
+import os
 import sys
 
 import typer
+from typer.core import TyperCommand
+
+try:  # newer typer vendors click
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:  # pragma: no cover - typer on click
+    from click.exceptions import ClickException as _ClickException
+_Abort = typer.Abort
 
 USAGE_ERROR = 2  # like click: the command line itself is wrong
 FAILURE = 1
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def fail(prog: str, message: str, code: int = FAILURE) -> typer.Exit:
@@ -21,3 +36,51 @@ def split_names(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [n for v in values for n in v.replace(",", " ").split()]
+
+
+def one_line_command(prog: str) -> type[TyperCommand]:
+    """A command class whose command-line errors are one line (`prog: error: ...`, exit 2) instead of click's usage
+    block. Use as `app.command(cls=one_line_command(PROG))`."""
+
+    class OneLineCommand(TyperCommand):
+        def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+            try:
+                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                  **extra)
+                code = rv if isinstance(rv, int) else 0  # non-standalone: an Exit's code comes back as the value
+            except _ClickException as e:
+                fail(prog, f"{e.format_message()} (see {prog} --help)", e.exit_code)
+                code = e.exit_code
+            except _Abort:
+                fail(prog, "aborted", FAILURE)
+                code = FAILURE
+            if standalone_mode:
+                sys.exit(code)
+            return code
+
+    return OneLineCommand
+
+
+def guard(prog: str, interrupted: str = "interrupted; nothing was written"):
+    """Decorate a command's function so that nothing escapes it as a traceback."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except (typer.Exit, _ClickException, _Abort):
+                raise
+            except KeyboardInterrupt:
+                raise fail(prog, interrupted, INTERRUPTED) from None
+            except MemoryError:
+                raise fail(prog, "out of memory; try a smaller --size (or close other programs)") from None
+            except Exception as e:
+                if os.environ.get("NST_DEBUG"):
+                    raise
+                raise fail(prog, f"unexpected {type(e).__name__}: {e} (this is a bug; please report it; "
+                                 "NST_DEBUG=1 shows the traceback)") from None
+
+        return wrapper
+
+    return decorate

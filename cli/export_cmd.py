@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import FAILURE, USAGE_ERROR, fail, split_names
+from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, split_names
 
 PROG = "nst-export"
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -16,7 +16,12 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
-@app.command(help="Export VGG features + gradient graphs to ONNX for nst-run.")
+@app.command(help="Export VGG features + gradient graphs to ONNX for nst-run.",
+             epilog="The model directory is built in a temporary directory beside --out and renamed into place: a "
+                    "failed or interrupted export leaves nothing half-written. Exit codes: 0 done, 1 failed, 2 bad "
+                    "command line, 130 Ctrl-C.",
+             cls=one_line_command(PROG))
+@guard(PROG)
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")] = Path("models/vgg19"),
     arch: Annotated[str, typer.Option(help="Network: vgg19 or vgg16.")] = "vgg19",
@@ -62,7 +67,7 @@ def export(
     except (ExportError, WeightsError, ExportValidationError, ValueError, OSError) as e:
         raise fail(PROG, str(e), FAILURE) from None
     except KeyboardInterrupt:
-        raise fail(PROG, "interrupted; nothing was written", 130) from None
+        raise fail(PROG, "interrupted; nothing was written", INTERRUPTED) from None
     m = report.manifest
     typer.echo(f"wrote {report.path}/ ({m['arch']}, weights {m['weights']['source']}, "
                f"preprocess {m['preprocess']['name']}, pooling {m['pooling']})")

@@ -1,6 +1,7 @@
 """nst-run: stylize a content image with one or more style images on an exported model. No torch on this path."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -12,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import FAILURE, USAGE_ERROR, fail, split_names
+from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, split_names
 
 PROG = "nst-run"
 DEFAULT_MODEL = Path("models/vgg19")
@@ -71,10 +72,25 @@ def frame_path(out: Path, iteration: int) -> Path:
     return out.with_name(f"{out.stem}.iter{iteration:04d}{out.suffix}")
 
 
-@app.command(help="Stylize CONTENT with STYLE images (Gatys et al.) and write the result to -o OUT.")
+def _finite_or_none(value):
+    """JSON has no NaN/Infinity: write null for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+@app.command(help="Stylize CONTENT with STYLE images (Gatys et al.) and write the result to -o OUT.",
+             epilog="Exit codes: 0 done, 1 failed (one 'nst-run: error:' line on stderr; OUT untouched unless the "
+                    "message says otherwise), 2 bad command line, 130 Ctrl-C (the best image so far is written).",
+             cls=one_line_command(PROG))
+@guard(PROG, "interrupted before the optimisation started; nothing was written")
 def run(
     images: Annotated[list[Path], typer.Argument(help="CONTENT STYLE [STYLE ...]", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png .jpg .webp .tif).")] = Path("out.png"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing file is replaced only by a complete new image.")] = Path("out.png"),
     model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
     size: Annotated[int, typer.Option(help="Working long side in px (the content is resized to it).")] = 512,
     iterations: Annotated[int, typer.Option(help="L-BFGS-B iterations.")] = 500,
@@ -95,7 +111,7 @@ def run(
     maxcor: Annotated[int, typer.Option(help="L-BFGS memory (correction pairs).")] = 20,
     save_every: Annotated[int, typer.Option(help="Write the current image every N iterations beside OUT (0: never).")] = 0,
     log_json: Annotated[Optional[Path], typer.Option(help="Write the loss history and run facts as JSON.")] = None,
-    max_pixels: Annotated[int, typer.Option(help="Refuse input images with more pixels (decompression bombs).")] =
+    max_pixels: Annotated[int, typer.Option(help="Refuse input images with more pixels (decompression-bomb guard).")] =
     DEFAULT_MAX_PIXELS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
@@ -134,6 +150,8 @@ def run(
     except NSTError as e:
         raise fail(PROG, str(e), USAGE_ERROR) from None
     init_is_path = init not in ("content", "noise") and not init.startswith("mix:")
+    if init_is_path and not Path(init).exists():
+        raise fail(PROG, f"--init {init!r} is neither content, noise, mix:R nor an existing image file", USAGE_ERROR)
     if init.startswith("mix:"):
         try:
             ratio = float(init[4:])
@@ -148,12 +166,13 @@ def run(
     # --- model and images (exit 1) ---
     t_setup = time.perf_counter()
     try:
-        nst_model = load_model(model, device)
+        with _native_stderr_silenced():
+            nst_model = load_model(model, device)
         m = nst_model.manifest
         for layer in [content_layer or m["default_content_layer"], *(chosen_styles or m["default_style_layers"])]:
             if layer not in m["taps"]:
                 raise fail(PROG, f"layer {layer!r} is not exported by {model}; its layers are {', '.join(m['taps'])} "
-                                 f"(re-export with --extra-layers {layer})", FAILURE)
+                                 f"(choose one of them, or re-export with nst-export --extra-layers {layer})", FAILURE)
         n_style_layers = len(chosen_styles or m["default_style_layers"])
         if layer_weights is not None and len(layer_weights) != n_style_layers:
             raise fail(PROG, f"--style-layer-weights has {len(layer_weights)} values for {n_style_layers} style layers",
@@ -165,19 +184,36 @@ def run(
         raise fail(PROG, str(e)) from None
     h, w = fit_long_side(*content.shape[:2], size)
     min_side = m.get("min_size", 16)
+    deepest = m["layers"][-1]
     if min(h, w) < min_side:
-        raise fail(PROG, f"working size {w}x{h} px is too small for layer {m['layers'][-1]} of this model "
-                         f"(needs >= {min_side} px on the short side); raise --size")
+        need_size = math.ceil(min_side * max(content.shape[:2]) / min(content.shape[:2]))
+        while need_size > 1 and min(fit_long_side(*content.shape[:2], need_size - 1)) >= min_side:
+            need_size -= 1  # the smallest --size whose rounded short side is enough
+        raise fail(PROG, f"working size {w}x{h} px is too small for layer {deepest} of this model (it needs >= "
+                         f"{min_side} px on the short side); use --size {need_size} or more")
+    for path, style in zip(images[1:], styles):
+        sh, sw = fit_long_side(*style.shape[:2], max(1, round(max(h, w) * style_scale)))
+        if min(sh, sw) < min_side:
+            raise fail(PROG, f"style image {path} becomes {sw}x{sh} px at this --size and --style-scale, too small "
+                             f"for layer {deepest} (>= {min_side} px on the short side); raise --style-scale or "
+                             "--size, or crop the style image to a less elongated shape")
     weights_bytes = (model / m["graphs"]["weights"]["file"]).stat().st_size
     need, have = estimate_bytes(m, h, w, maxcor, weights_bytes), available_bytes()
     if have is not None and need > have and nst_model.provider == "CPUExecutionProvider":
-        fits = largest_fitting_long_side(m, min(h, w) / max(h, w), maxcor, have, weights_bytes)
+        ch, cw = content.shape[:2]
+        fits = largest_fitting_long_side(m, min(ch, cw) / max(ch, cw), maxcor, have, weights_bytes)
+        while fits >= 16 and estimate_bytes(m, *fit_long_side(ch, cw, fits), maxcor, weights_bytes) > have:
+            fits -= 16  # the exact check, with the rounding the run itself uses
+        fits_h, fits_w = fit_long_side(ch, cw, max(fits, 1))
+        if fits >= 16 and min(fits_h, fits_w) >= min_side:
+            hint = f"try --size {fits}"
+        else:
+            hint = "no working size fits; free some memory or run on a machine with more"
         raise fail(PROG, f"{w}x{h} px needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is available; "
-                         f"try --size {fits}")
+                         f"{hint}")
     content = resize(content, (h, w))
 
     # --- the run ---
-    history: list[dict] = []
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = None if quiet else Progress(
@@ -196,7 +232,7 @@ def run(
 
     from ..engine import NonFiniteError
 
-    error = None
+    error, result = None, None
     try:
         if bar is not None:
             bar.start()
@@ -204,57 +240,94 @@ def run(
                          style_weight=style_weight, content_layer=content_layer, style_layers=chosen_styles,
                          style_layer_weights=layer_weights, style_blend=blend, style_scale=style_scale,
                          tv_weight=tv_weight, init=init_value, seed=seed, maxcor=maxcor, callback=on_progress)
-    except NonFiniteError as e:
-        error, result = e, None
-    except ValueError as e:
-        if bar is not None:
-            bar.stop()
-        raise fail(PROG, str(e), USAGE_ERROR) from None
-    except OSError as e:  # a frame could not be written
-        if bar is not None:
-            bar.stop()
-        raise fail(PROG, f"cannot write an intermediate image: {e}") from None
+    except (NonFiniteError, ValueError, OSError) as e:
+        error = e
     finally:
         if bar is not None:
             bar.stop()
     setup_seconds = time.perf_counter() - t_setup
 
-    if error is not None:
-        if error.image is not None:
-            save_image(error.image, out)
-            raise fail(PROG, f"{error}; the last finite image was written to {out}")
-        raise fail(PROG, str(error))
+    def write_log(run_facts: dict) -> None:
+        if log_json is None:
+            return
+        _atomic_json(_finite_or_none({
+            **run_facts, "setup_seconds": setup_seconds - run_facts.get("seconds", 0.0),
+            "provider": nst_model.provider, "size": [h, w],
+            "options": {"content": str(images[0]), "styles": [str(p) for p in images[1:]], "size": size,
+                        "iterations": iterations, "content_weight": content_weight if content_weight is not None
+                        else m["defaults"]["content_weight"],
+                        "style_weight": style_weight if style_weight is not None else m["defaults"]["style_weight"],
+                        "style_layer_weights": layer_weights, "content_layer": content_layer
+                        or m["default_content_layer"], "style_layers": chosen_styles or m["default_style_layers"],
+                        "style_blend": blend, "style_scale": style_scale, "tv_weight": tv_weight, "init": init,
+                        "seed": seed, "device": device, "maxcor": maxcor},
+            "model": {"id": m.get("id"), "path": str(model), "arch": m.get("arch"),
+                      "weights": m.get("weights", {}).get("source")},
+        }), log_json)
 
-    try:
-        save_image(result.image, out)
-        if log_json is not None:
-            _atomic_json({
-                "history": result.history, "evaluations": result.evaluations, "iterations": result.iterations,
-                "loss": result.loss, "terms": result.terms, "seconds": result.seconds,
-                "setup_seconds": setup_seconds - result.seconds, "provider": result.provider,
-                "size": [h, w], "message": result.message, "interrupted": result.interrupted,
-                "options": {"content": str(images[0]), "styles": [str(p) for p in images[1:]], "size": size,
-                            "iterations": iterations, "content_weight": content_weight if content_weight is not None
-                            else m["defaults"]["content_weight"],
-                            "style_weight": style_weight if style_weight is not None else m["defaults"]["style_weight"],
-                            "style_layer_weights": layer_weights, "content_layer": content_layer
-                            or m["default_content_layer"], "style_layers": chosen_styles or m["default_style_layers"],
-                            "style_blend": blend, "style_scale": style_scale, "tv_weight": tv_weight, "init": init,
-                            "seed": seed, "device": device, "maxcor": maxcor},
-                "model": {"id": m.get("id"), "path": str(model), "arch": m.get("arch"),
-                          "weights": m.get("weights", {}).get("source")},
-            }, log_json)
-    except OSError as e:
-        raise fail(PROG, f"cannot write {out}: {e}") from None
+    if isinstance(error, NonFiniteError):
+        # Keep what was reached: the best finite image (never NaN pixels) and the history up to the failure.
+        try:
+            if error.image is not None:
+                save_image(error.image, out)
+            write_log({"history": error.history, "iterations": len(error.history), "error": str(error),
+                       "interrupted": False})
+        except OSError as e:
+            raise fail(PROG, f"{error}; and writing {out} failed too ({e.strerror or e})") from None
+        if error.image is not None:
+            raise fail(PROG, f"{error}; the best finite image so far was written to {out}")
+        raise fail(PROG, f"{error}; nothing was written")
+    if isinstance(error, ValueError):
+        raise fail(PROG, str(error), USAGE_ERROR)
+    if isinstance(error, OSError):  # an intermediate frame could not be written
+        raise fail(PROG, f"cannot write an intermediate image beside {out} ({error.strerror or error}); "
+                         "check the free space and permissions, or drop --save-every")
+
+    if result.interrupted and not math.isfinite(result.loss):
+        raise fail(PROG, "interrupted before the first evaluation finished; nothing was written", INTERRUPTED)
+    for target, write in ((out, lambda: save_image(result.image, out)),
+                          (log_json, lambda: write_log({
+                              "history": result.history, "evaluations": result.evaluations,
+                              "iterations": result.iterations, "loss": result.loss, "terms": result.terms,
+                              "seconds": result.seconds, "message": result.message,
+                              "interrupted": result.interrupted}))):
+        try:
+            write()
+        except OSError as e:
+            raise fail(PROG, f"cannot write {target} ({e.strerror or e}); check the free space and permissions") \
+                from None
     if result.interrupted:
-        print(f"{PROG}: interrupted after {result.iterations} iterations; best image so far written to {out}",
-              file=sys.stderr)
-        raise typer.Exit(130)
+        print(f"{PROG}: interrupted after {result.iterations} iterations; the best image so far was written to {out}",
+              file=sys.stderr, flush=True)
+        raise typer.Exit(INTERRUPTED)
     if not quiet:
         note = "" if result.success else f" ({result.message})"
         typer.echo(f"J={result.loss:.5g} (content {result.terms['content']:.4g}, style {result.terms['style']:.4g}, "
                    f"tv {result.terms['tv']:.3g}) after {result.iterations} iterations, {result.evaluations} "
                    f"evaluations, {result.seconds:.1f} s on {result.provider} -> {out}{note}")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """onnxruntime logs a failed model load to file descriptor 2 itself, besides raising (engine/model.py sets the
+    session log level to ERROR, not FATAL): hide that while loading, so the error stays one line. The exception still
+    carries onnxruntime's message. NST_DEBUG=1 shows everything."""
+    if os.environ.get("NST_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def main() -> None:

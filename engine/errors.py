@@ -22,8 +22,11 @@ class MemoryEstimateError(NSTError):
 
 
 class NonFiniteError(NSTError):
-    """The loss or its gradient became NaN or Inf; `image` holds the last finite iterate (H, W, 3), if any."""
+    """The loss or its gradient became NaN or Inf at `iteration` (1-based: the iteration being computed).
 
-    def __init__(self, message: str, iteration: int, image=None):
+    `image` holds the lowest-loss finite image evaluated before (H, W, 3) float32, or None when no evaluation was finite
+    (then there is nothing worth writing); `history` the per-iteration entries completed so far."""
+
+    def __init__(self, message: str, iteration: int, image=None, history=None):
         super().__init__(message)
-        self.iteration, self.image = iteration, image
+        self.iteration, self.image, self.history = iteration, image, list(history or [])

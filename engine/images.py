@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +32,50 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+SUPPORTED_INPUT = "PNG, JPEG, WebP, TIFF, BMP, GIF"
+
+
 def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
-    """Read an image file as (H, W, 3) float32 RGB in [0, 1], in its displayed (EXIF) orientation."""
+    """Read an image file as (H, W, 3) float32 RGB in [0, 1], in its displayed (EXIF) orientation.
+
+    Any mode is accepted (grayscale, palette, CMYK, 16-bit; transparency is composited on white). Images with more
+    than `max_pixels` pixels are refused before decoding (decompression bombs); None means Pillow's own limit."""
     path = Path(path)
     if not path.exists():
-        raise ImageError(f"image {path} does not exist")
+        raise ImageError(f"image {path} does not exist; check the path")
     if path.is_dir():
-        raise ImageError(f"{path} is a directory, not an image")
-    if path.stat().st_size == 0:
-        raise ImageError(f"image {path} is an empty file")
-    old = Image.MAX_IMAGE_PIXELS
-    if max_pixels is not None:
-        Image.MAX_IMAGE_PIXELS = max_pixels // 2  # Pillow raises above twice this
+        raise ImageError(f"{path} is a directory, not an image; give an image file")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = to_rgb(img)
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image {path} is too large ({e}); raise --max-pixels if you trust it") from None
-    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for unknown, truncated or corrupt files
-        raise ImageError(f"cannot read image {path}: {e}") from None
+        if path.stat().st_size == 0:
+            raise ImageError(f"image {path} is an empty file; give a real image")
+    except OSError as e:
+        raise ImageError(f"cannot read image {path} ({e.strerror or e}); check its permissions") from None
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the limit is checked here, on the header, with a message naming --max-pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning and EXIF warnings: not for stderr
+            with Image.open(path) as img:
+                w, h = img.size
+                if limit is not None and w * h > limit:
+                    raise ImageError(f"image {path} is {w}x{h} = {w * h} pixels, more than --max-pixels {limit} "
+                                     "(a decompression-bomb guard); raise --max-pixels if you trust this file")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = to_rgb(img)
+    except ImageError:
+        raise
+    except PermissionError as e:
+        raise ImageError(f"cannot read image {path} ({e.strerror or e}); check its permissions") from None
+    except MemoryError:
+        raise ImageError(f"not enough memory to decode image {path}; use a smaller image") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image Pillow can read; give a {SUPPORTED_INPUT} file") from None
+    except Exception as e:  # Pillow's errors for truncated or corrupt files are many types (OSError, SyntaxError,
+        # EOFError, struct.error, zlib.error, ValueError, ...): any failure to decode is a bad file, not a bug here.
+        raise ImageError(f"cannot read image {path}: it is truncated or corrupt ({' '.join(str(e).split())}); "
+                         "re-save or replace the file") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
     return np.asarray(rgb, dtype=np.float32) / 255.0

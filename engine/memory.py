@@ -1,7 +1,6 @@
 """Estimate a run's peak memory from the model and the pixel count, before allocating anything."""
 from __future__ import annotations
 
-import math
 import os
 
 # Bytes of activation memory per float32 activation of the network, across both graphs: the features graph's
@@ -40,11 +39,20 @@ def available_bytes() -> int | None:
 
 
 def largest_fitting_long_side(manifest: dict, aspect: float, maxcor: int, budget: int, weights_bytes: int = 0) -> int:
-    """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes; aspect = short/long."""
+    """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes; aspect = short/long.
+
+    The short side is rounded as the CLI's resize does (round(long * aspect)). Returns 0 when not even 16 px fits."""
+
+    def fits(long_side: int) -> bool:
+        short = max(1, round(long_side * aspect))
+        return estimate_bytes(manifest, long_side, short, maxcor, weights_bytes) <= budget
+
+    if not fits(16):
+        return 0
     lo, hi = 16, 1 << 16
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if estimate_bytes(manifest, mid, max(1, math.floor(mid * aspect)), maxcor, weights_bytes) <= budget:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1

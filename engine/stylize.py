@@ -150,12 +150,17 @@ def stylize(model: Model, content: np.ndarray, styles: Sequence[np.ndarray], *,
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         # The one float64 (scipy) <-> float32 (onnxruntime, NumPy losses) boundary.
         image = x.astype(np.float32).reshape(shape)
-        f, g, terms = objective(image)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is checked just below,
+            f, g, terms = objective(image)  # with a message; NumPy's warnings would only add noise on stderr
         state["evals"] += 1
         if not (math.isfinite(f) and np.isfinite(g).all()):
-            best = state["best_x"].reshape(shape)[0].transpose(1, 2, 0).astype(np.float32)
-            raise NonFiniteError(f"the loss or its gradient became NaN/Inf at iteration {state['iteration'] + 1} "
-                                 f"(evaluation {state['evals']}); try smaller weights", state["iteration"] + 1, best)
+            what = "loss" if not math.isfinite(f) else "gradient"
+            best = None
+            if math.isfinite(state["best_f"]):  # else nothing finite was ever evaluated: no image worth keeping
+                best = state["best_x"].reshape(shape)[0].transpose(1, 2, 0).astype(np.float32)
+            raise NonFiniteError(f"the {what} became NaN/Inf at iteration {state['iteration'] + 1} "
+                                 f"(evaluation {state['evals']}); try smaller content/style/tv weights",
+                                 state["iteration"] + 1, best, state["history"])
         if f < state["best_f"]:
             state["best_f"], state["best_x"], state["best_terms"] = f, x.copy(), terms
         state["last_terms"] = (f, terms)
