@@ -24,10 +24,19 @@ FAILURE = 1
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
+_reported = [False]  # whether this invocation has printed its final line (see OneLineCommand)
+
+
+def say(prog: str, message: str) -> None:
+    """Print `prog: message` as one line on stderr (the invocation's final word: an error or an interruption)."""
+    one_line = " ".join(str(message).split())
+    print(f"{prog}: {one_line}", file=sys.stderr, flush=True)
+    _reported[0] = True
+
+
 def fail(prog: str, message: str, code: int = FAILURE) -> typer.Exit:
     """Print `prog: error: message` as one line on stderr; return the Exit to raise."""
-    one_line = " ".join(str(message).split())
-    print(f"{prog}: error: {one_line}", file=sys.stderr, flush=True)
+    say(prog, f"error: {message}")
     return typer.Exit(code)
 
 
@@ -44,6 +53,7 @@ def one_line_command(prog: str) -> type[TyperCommand]:
 
     class OneLineCommand(TyperCommand):
         def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+            _reported[0] = False
             try:
                 rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                   **extra)
@@ -54,6 +64,8 @@ def one_line_command(prog: str) -> type[TyperCommand]:
             except _Abort:
                 fail(prog, "aborted", FAILURE)
                 code = FAILURE
+            if code == INTERRUPTED and not _reported[0]:  # Ctrl-C while typer itself was busy (parsing)
+                fail(prog, "interrupted; nothing was written", INTERRUPTED)
             if standalone_mode:
                 sys.exit(code)
             return code

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, split_names
+from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say, split_names
 
 PROG = "nst-run"
 DEFAULT_MODEL = Path("models/vgg19")
@@ -297,8 +297,7 @@ def run(
             raise fail(PROG, f"cannot write {target} ({e.strerror or e}); check the free space and permissions") \
                 from None
     if result.interrupted:
-        print(f"{PROG}: interrupted after {result.iterations} iterations; the best image so far was written to {out}",
-              file=sys.stderr, flush=True)
+        say(PROG, f"interrupted after {result.iterations} iterations; the best image so far was written to {out}")
         raise typer.Exit(INTERRUPTED)
     if not quiet:
         note = "" if result.success else f" ({result.message})"
