@@ -1,7 +1,6 @@
 """nst-run: stylize a content image with one or more style images on an exported model. No torch on this path."""
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -166,8 +165,7 @@ def run(
     # --- model and images (exit 1) ---
     t_setup = time.perf_counter()
     try:
-        with _native_stderr_silenced():
-            nst_model = load_model(model, device)
+        nst_model = load_model(model, device)
         m = nst_model.manifest
         for layer in [content_layer or m["default_content_layer"], *(chosen_styles or m["default_style_layers"])]:
             if layer not in m["taps"]:
@@ -304,29 +302,6 @@ def run(
         typer.echo(f"J={result.loss:.5g} (content {result.terms['content']:.4g}, style {result.terms['style']:.4g}, "
                    f"tv {result.terms['tv']:.3g}) after {result.iterations} iterations, {result.evaluations} "
                    f"evaluations, {result.seconds:.1f} s on {result.provider} -> {out}{note}")
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """onnxruntime logs a failed model load to file descriptor 2 itself, besides raising (engine/model.py sets the
-    session log level to ERROR, not FATAL): hide that while loading, so the error stays one line. The exception still
-    carries onnxruntime's message. NST_DEBUG=1 shows everything."""
-    if os.environ.get("NST_DEBUG"):
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def main() -> None:

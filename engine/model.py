@@ -173,7 +173,8 @@ def load_model(path: str | Path, device: str = "auto", threads: int | None = Non
     manifest = read_manifest(path)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
-    opts.log_severity_level = 3
+    # FATAL only: a failed load is raised (and reported in one line below); onnxruntime would also print it itself.
+    opts.log_severity_level = 4
     if providers[0] == "CPUExecutionProvider":
         opts.intra_op_num_threads = threads or cpu_count()
         # Spinning ORT threads between runs starve the NumPy loss work on few cores (measured 45 -> 74 ms).
@@ -184,8 +185,9 @@ def load_model(path: str | Path, device: str = "auto", threads: int | None = Non
         try:
             sessions.append(ort.InferenceSession(str(file), opts, providers=providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"onnxruntime cannot load {file} ({str(e).splitlines()[0][:200]}); "
-                             "re-export the model") from None
+            detail = " ".join(str(e).split())
+            raise ModelError(f"onnxruntime cannot load {file} or its {manifest['graphs']['weights']['file']} "
+                             f"({detail[:400]}); re-export the model") from None
     used = sessions[0].get_providers()[0]
     if device == "cuda" and used != "CUDAExecutionProvider":
         raise DeviceError(f"CUDA was asked for but onnxruntime fell back to {used} (CUDA/cuDNN libraries missing?)")

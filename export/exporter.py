@@ -89,6 +89,7 @@ def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", cont
     pre_a, pre_c = preprocess_affine(w.preprocess)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     try:
         files = build_graphs(layers, taps, pooling, w.convs, pre_a, pre_c, tmp)
         validation = None
@@ -136,13 +137,12 @@ def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", cont
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         os.chmod(tmp, 0o755)
         if out_dir.exists():  # only with force: swap, so a failure here still leaves one complete model
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old.exists() and not out_dir.exists():  # interrupted between the two renames: put the old model back
+            old.rename(out_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     sizes = {f.name: f.stat().st_size for f in sorted(out_dir.iterdir())}

@@ -58,7 +58,7 @@ class TorchObjective:
         if self.tau:
             j = j + self.tau * tv_t(x)
         (g,) = torch.autograd.grad(j, x)
-        return float(j), g.numpy()
+        return float(j.detach()), g.numpy()
 
 
 def reference_stylize(objective: TorchObjective, x0: np.ndarray, iterations: int, maxcor: int = 20):
