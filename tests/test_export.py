@@ -187,3 +187,24 @@ def test_vgg16_random_export(tmp_path):
     export_model(d, arch="vgg16", weights="random", content_layer="relu4_2")
     m = json.loads((d / "manifest.json").read_text())
     assert m["arch"] == "vgg16" and "conv4_3" in m["layers"] and "conv4_4" not in m["layers"]
+
+
+def test_interrupted_force_swap_keeps_the_old_model(tmp_path, monkeypatch):
+    """Ctrl-C between moving the old model aside and moving the new one in: the old model is put back."""
+    from pathlib import Path
+
+    d = tmp_path / "m"
+    export_model(d, weights="random")
+    before = (d / "manifest.json").read_text()
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if ".tmp-" in self.name:
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(d, weights="random", seed=9, force=True)
+    assert (d / "manifest.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
