@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..engine.stylize import DEFAULT_ITERATIONS, DEFAULT_MAXCOR
 from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say, split_names
 
 PROG = "nst-run"
@@ -60,6 +61,7 @@ def _atomic_json(data: dict, path: Path) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a log is as readable as the image beside it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -92,7 +94,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing file is replaced only by a complete new image.")] = Path("out.png"),
     model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
     size: Annotated[int, typer.Option(help="Working long side in px (the content is resized to it).")] = 512,
-    iterations: Annotated[int, typer.Option(help="L-BFGS-B iterations.")] = 500,
+    iterations: Annotated[int, typer.Option(help="L-BFGS-B iterations.")] = DEFAULT_ITERATIONS,
     content_weight: Annotated[Optional[float], typer.Option(help="alpha [default: from the model's manifest].")] = None,
     style_weight: Annotated[Optional[float], typer.Option(help="beta [default: from the model's manifest].")] = None,
     style_layer_weights: Annotated[Optional[list[str]], typer.Option(
@@ -107,7 +109,7 @@ def run(
     init: Annotated[str, typer.Option(help="content, noise, mix:R (R in [0,1]), or an image path.")] = "content",
     seed: Annotated[int, typer.Option(help="Seed for noise inits.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    maxcor: Annotated[int, typer.Option(help="L-BFGS memory (correction pairs).")] = 20,
+    maxcor: Annotated[int, typer.Option(help="L-BFGS memory (correction pairs).")] = DEFAULT_MAXCOR,
     save_every: Annotated[int, typer.Option(help="Write the current image every N iterations beside OUT (0: never).")] = 0,
     log_json: Annotated[Optional[Path], typer.Option(help="Write the loss history and run facts as JSON.")] = None,
     max_pixels: Annotated[int, typer.Option(help="Refuse input images with more pixels (decompression-bomb guard).")] =
