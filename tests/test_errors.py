@@ -399,7 +399,10 @@ def test_ctrl_c_writes_best_image_and_log(model_dir, content, style, tmp_path):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
     proc = subprocess.Popen([str(NST_RUN), str(content), str(style), "--model", str(model_dir), "--size", "64",
                              "--iterations", "1000", "--save-every", "1", "-o", str(out), "--log-json", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A shell running us in the background (as CI may) starts children with SIGINT ignored,
+                            # and Python then installs no KeyboardInterrupt handler: give the child the default back.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while not frame_path(out, 1).exists():
