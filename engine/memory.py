@@ -5,9 +5,10 @@ import os
 
 # Bytes of activation memory per float32 activation of the network, across both graphs: the features graph's
 # outputs (every ReLU is kept for the gradient graph), its working buffers, and the gradient graph's buffers.
-# Calibrated from peak RSS at 256 and 512 px (README: errors and limits).
-ACTIVATION_FACTOR = 3.0 * 4
-BASE_BYTES = 400e6  # interpreter, libraries, onnxruntime arenas, weights (the weights file is counted separately)
+# Calibrated by bench/bench.py's scaling series (peak RSS 128..1024 px fits 260 MB + 7.8 kB/pixel, i.e. about 12.5
+# bytes per activation); rounded up so the estimate errs on the safe side.
+ACTIVATION_FACTOR = 13.0
+BASE_BYTES = 250e6  # interpreter, libraries, onnxruntime arenas (the weights file is counted separately)
 
 
 def activations_per_pixel(manifest: dict) -> float:

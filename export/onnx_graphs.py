@@ -8,7 +8,7 @@ masks as Mul instead of Where; first-max pooling masks from elementwise ops inst
 the weights are stored once. The torch module in torch_vgg.py stays the oracle: export validates against it.
 
 Gradient graph, per layer, walking back from the deepest tap (g = dL/d(layer output), upstream grads added at taps):
-  relu k : g <- g * Sign(relu_k)                      relu_k is the forward output, saved by the features graph
+  relu k : g <- g * float(bool(relu_k))               relu_k is the forward output, saved by the features graph
   conv k : g <- Conv(g, flip(transpose(W_k)), pad 1)  the flipped weights are derived in-graph from W_k (folded by ORT)
   maxpool: g <- Pad(DepthToSpace(Tile(g) * firstmax(SpaceToDepth(crop(y)))))  y = the pool's input (a saved relu)
   avgpool: g <- Pad(DepthToSpace(Tile(g) / 4))
@@ -195,7 +195,10 @@ def build_gradient(layers: list[Layer], taps: list[str], pooling: str, arrays: d
         if layer.name in taps:
             g = grad_name(layer.name) if g is None else b.op("Add", [g, grad_name(layer.name)])
         if layer.kind == "relu":
-            g = b.op("Mul", [g, b.op("Sign", [layer.name])])  # relu output >= 0, so Sign is the 0/1 mask torch uses
+            # relu output >= 0, so "nonzero" is the 0/1 mask torch uses (output > 0). Cast->bool->float is 1.7x faster
+            # than Sign on ORT's CPU provider (21 vs 36 ms on 64x512x512, bench/README.md).
+            mask = b.op("Cast", [b.op("Cast", [layer.name], to=TensorProto.BOOL)], to=TensorProto.FLOAT)
+            g = b.op("Mul", [g, mask])
         elif layer.kind == "conv":
             wt = b.op("Transpose", [f"{layer.name}.weight"], perm=[1, 0, 2, 3])  # (Cin, Cout, 3, 3)
             wf = b.op("Slice", [wt, "const.flip_starts", "const.flip_ends", "const.hw_axes", "const.flip_steps"])
