@@ -8,6 +8,7 @@ import os
 # Calibrated by bench/bench.py's scaling series (peak RSS 128..1024 px fits 260 MB + 7.8 kB/pixel, i.e. about 12.5
 # bytes per activation); rounded up so the estimate errs on the safe side.
 ACTIVATION_FACTOR = 13.0
+ACTIVATION_FACTOR_LOW_MEMORY = 5.0  # onnxruntime's CPU arena off: the slope fell to ~2850 B/pixel (bench/README.md)
 BASE_BYTES = 250e6  # interpreter, libraries, onnxruntime arenas (the weights file is counted separately)
 
 
@@ -16,9 +17,10 @@ def activations_per_pixel(manifest: dict) -> float:
     return sum(c / (s * s) for c, s in manifest["layer_shapes"].values())
 
 
-def estimate_bytes(manifest: dict, height: int, width: int, maxcor: int, weights_bytes: int = 0) -> int:
+def estimate_bytes(manifest: dict, height: int, width: int, maxcor: int, weights_bytes: int = 0,
+                   low_memory: bool = False) -> int:
     n = height * width
-    acts = ACTIVATION_FACTOR * activations_per_pixel(manifest) * n
+    acts = (ACTIVATION_FACTOR_LOW_MEMORY if low_memory else ACTIVATION_FACTOR) * activations_per_pixel(manifest) * n
     lbfgs = (2 * maxcor + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
     images = 10 * 3 * n * 4  # image copies, gradients, best iterate
     return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs + images)
@@ -39,14 +41,15 @@ def available_bytes() -> int | None:
         return None
 
 
-def largest_fitting_long_side(manifest: dict, aspect: float, maxcor: int, budget: int, weights_bytes: int = 0) -> int:
+def largest_fitting_long_side(manifest: dict, aspect: float, maxcor: int, budget: int, weights_bytes: int = 0,
+                              low_memory: bool = False) -> int:
     """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes; aspect = short/long.
 
     The short side is rounded as the CLI's resize does (round(long * aspect)). Returns 0 when not even 16 px fits."""
 
     def fits(long_side: int) -> bool:
         short = max(1, round(long_side * aspect))
-        return estimate_bytes(manifest, long_side, short, maxcor, weights_bytes) <= budget
+        return estimate_bytes(manifest, long_side, short, maxcor, weights_bytes, low_memory) <= budget
 
     if not fits(16):
         return 0

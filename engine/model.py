@@ -163,10 +163,12 @@ class Model:
         return binding.get_outputs()[0].numpy()
 
 
-def load_model(path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False) -> Model:
+def load_model(path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False,
+               low_memory: bool = False) -> Model:
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
-    float32's ~1e-6; off by default so CPU and CUDA runs agree)."""
+    float32's ~1e-6; off by default so CPU and CUDA runs agree).
+    low_memory: turn onnxruntime's CPU memory arena off: peak memory -39% at 512 px, evaluations ~10-16% slower."""
     ort = import_ort()
     providers: list = _providers(ort, device)
     if providers[0] == "CUDAExecutionProvider":
@@ -175,6 +177,7 @@ def load_model(path: str | Path, device: str = "auto", threads: int | None = Non
     manifest = read_manifest(path)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
+    opts.enable_cpu_mem_arena = not low_memory
     # FATAL only: a failed load is raised (and reported in one line below); onnxruntime would also print it itself.
     opts.log_severity_level = 4
     if providers[0] == "CPUExecutionProvider":

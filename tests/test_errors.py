@@ -509,6 +509,23 @@ def test_memory_preflight_names_a_size_that_fits(model_dir, content, style, tmp_
     assert "free some memory" in line
 
 
+def test_low_memory_fits_what_the_default_does_not(model_dir, content, style, tmp_path, monkeypatch):
+    """--low-memory (onnxruntime's arena off) has a smaller estimate; the refusal offers it when it would fit."""
+    import nst.engine.memory as memory
+
+    m = json.loads((model_dir / "manifest.json").read_text())
+    weights = (model_dir / m["graphs"]["weights"]["file"]).stat().st_size
+    hw = fit_long_side(60, 80, 2000)
+    budget = (estimate_bytes(m, *hw, 20, weights) + estimate_bytes(m, *hw, 20, weights, low_memory=True)) // 2
+    monkeypatch.setattr(memory, "available_bytes", lambda: budget)
+    line = error_line(invoke(content, style, "--size", 2000, "-q", "-o", tmp_path / "o.png", model=model_dir), 1)
+    assert "--low-memory" in line
+    r = invoke(content, style, "--size", 64, "--iterations", 3, "--low-memory", "-q", "-o", tmp_path / "o.png",
+               "--log-json", tmp_path / "o.json", model=model_dir)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "o.json").read_text())["options"]["low_memory"] is True
+
+
 # --- nst-export ------------------------------------------------------------------------------------------------------
 
 def test_export_keeps_an_existing_directory(tmp_path):

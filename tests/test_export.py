@@ -208,3 +208,16 @@ def test_interrupted_force_swap_keeps_the_old_model(tmp_path, monkeypatch):
         export_model(d, weights="random", seed=9, force=True)
     assert (d / "manifest.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_taps_at_a_pre_pool_relu_and_at_a_pool(tmp_path):
+    """relu1_2 feeds pool1 (its mask is normally taken at the maxima) and pool2 is itself tapped: both still exact."""
+    taps = ["relu1_2", "pool2", "relu3_1"]
+    d = tmp_path / "m"
+    export_model(d, weights="random", seed=2, content_layer="relu3_1", style_layers=["relu1_2"], extra_layers=["pool2"])
+    layers = truncate("vgg19", taps)
+    module = VGGFeatures(layers, load_weights("random", "vgg19", layers, seed=2), "max", taps)
+    rng = np.random.default_rng(3)
+    image = rng.random((1, 3, 45, 39), dtype=np.float32)
+    image[:, :, :20] = 0.25  # ties
+    _check(d, module, image, rng)
