@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arch import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, truncate, vgg_layers
-from .onnx_graphs import GRAD_IMAGE, IMAGE, OPSET, build_graphs, grad_name, gradient_state, saved_outputs
+from .onnx_graphs import GRAD_IMAGE, IMAGE, OPSET, build_graphs, grad_name, saved_outputs
 from .validate import Validation, validate
 from .weights import load_weights, preprocess_affine, sha256_file
 
@@ -118,10 +118,10 @@ def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", cont
             "weights": {"source": w.source, "file": w.file, "sha256": w.sha256},
             "graphs": {
                 "features": {"file": files["features"], "sha256": sha["features"], "inputs": [IMAGE],
-                             "outputs": {"taps": taps, "saved": saved_outputs(layers, taps, pooling)}},
+                             "outputs": {"taps": taps, "saved": saved_outputs(layers, taps)}},
                 "gradient": {"file": files["gradient"], "sha256": sha["gradient"],
                              "inputs": {"grads": {t: grad_name(t) for t in taps},
-                                        "saved": gradient_state(layers, taps, pooling)},
+                                        "saved": [layer.name for layer in layers if layer.kind == "relu"]},
                              "outputs": [GRAD_IMAGE]},
                 "weights": {"file": files["weights"], "sha256": sha["weights"]},
             },

@@ -10,8 +10,8 @@ the weights are stored once. The torch module in torch_vgg.py stays the oracle: 
 Gradient graph, per layer, walking back from the deepest tap (g = dL/d(layer output), upstream grads added at taps):
   relu k : g <- g * float(bool(relu_k))               relu_k is the forward output, saved by the features graph
   conv k : g <- Conv(g, flip(transpose(W_k)), pad 1)  the flipped weights are derived in-graph from W_k (folded by ORT)
-  maxpool: g <- ScatterElements(zeros, argmax, g * float(bool(pool_out)))   MaxPool's own indices (first maximum),
-           saved by the features graph; the pre-pool ReLU's mask is taken at the maxima, so that ReLU is not saved
+  maxpool: g <- Pad(DepthToSpace(Tile(g * mask(m)) * firstmax(SpaceToDepth(crop(y)))))   y = the pool's input (a
+           saved relu), m = its window maxima; mask(m) is y's ReLU mask at the maxima, so y's own mask is skipped
   avgpool: g <- Pad(DepthToSpace(Tile(g) / 4))
   input  : g <- Conv1x1(g, A^T)                       the preprocessing's Jacobian (x_net = A x + c)
 """
@@ -87,7 +87,6 @@ _CONSTS = {
     "const.flip_starts": np.array([-1, -1], np.int64),
     "const.flip_ends": np.array([np.iinfo(np.int64).min] * 2, np.int64),
     "const.flip_steps": np.array([-1, -1], np.int64),
-    "const.flat": np.array([1, -1], np.int64),
 }
 
 
@@ -116,48 +115,20 @@ def _external(name: str, a: np.ndarray, table: dict[str, tuple[int, int]]) -> on
     return t
 
 
-def indices_name(pool: str) -> str:
-    return f"{pool}_idx"
+def _relus(layers: list[Layer]) -> list[Layer]:
+    return [layer for layer in layers if layer.kind == "relu"]
 
 
-def _pre_pool_relus(layers: list[Layer], pooling: str) -> set[str]:
-    """With max pooling, ReLUs feeding a pool need no saved output: the pool's backward routes the gradient to the
-    window maxima only, and a routed value is > 0 exactly where the pool output is (the pool output's mask is used)."""
-    if pooling != "max":
-        return set()
-    return {layers[i - 1].name for i, layer in enumerate(layers) if layer.kind == "pool"}
-
-
-def gradient_state(layers: list[Layer], taps: list[str], pooling: str) -> list[str]:
-    """Forward tensors the gradient graph reads, in network order: ReLU outputs (their nonzero pattern is the ReLU's
-    derivative) and, with max pooling, each pool's output and int64 argmax indices instead of the pool's input."""
-    skip = _pre_pool_relus(layers, pooling) - set(taps)
-    names: list[str] = []
-    for layer in layers:
-        if layer.kind == "relu" and layer.name not in skip:
-            names.append(layer.name)
-        elif layer.kind == "pool" and pooling == "max":
-            names += [layer.name, indices_name(layer.name)]
-    return names
-
-
-def saved_outputs(layers: list[Layer], taps: list[str], pooling: str = "max") -> list[str]:
-    """Forward state the features graph returns besides the taps (the taps are returned anyway)."""
-    return [n for n in gradient_state(layers, taps, pooling) if n not in taps]
-
-
-def _state_info(name: str, by_name: dict[str, Layer]) -> onnx.ValueInfoProto:
-    if name.endswith("_idx"):
-        layer = by_name[name[:-4]]
-        return helper.make_tensor_value_info(name, TensorProto.INT64, [1, layer.out_channels, *_dims(layer.scale)])
-    layer = by_name[name]
-    return _value_info(name, layer.out_channels, layer.scale)
+def saved_outputs(layers: list[Layer], taps: list[str]) -> list[str]:
+    """Forward state the gradient graph needs and the features graph therefore also returns: every ReLU output
+    (its sign is the ReLU's derivative; the max-pool gradient needs the pool's input, which is always a ReLU output)."""
+    return [layer.name for layer in _relus(layers) if layer.name not in taps]
 
 
 def build_features(layers: list[Layer], taps: list[str], pooling: str, arrays: dict, table: dict) -> onnx.ModelProto:
     b = _Builder("features")
     x = b.op("Conv", [IMAGE, "preprocess.weight", "preprocess.bias"])
-    saved = saved_outputs(layers, taps, pooling)
+    saved = set(saved_outputs(layers, taps))
     used = {"preprocess.weight", "preprocess.bias"}
     for layer in layers:
         out = layer.name  # the tensor is named by its layer: the engine reads names, never positions
@@ -166,15 +137,12 @@ def build_features(layers: list[Layer], taps: list[str], pooling: str, arrays: d
             used |= {f"{out}.weight", f"{out}.bias"}
         elif layer.kind == "relu":
             x = b.op("Relu", [x], out)
-        elif pooling == "max":  # with argmax indices (flat over C*H*W, first maximum on ties, like torch)
-            b.n += 1
-            b.nodes.append(helper.make_node("MaxPool", [x], [out, indices_name(out)], name=f"features/MaxPool_{b.n}",
-                                            kernel_shape=[2, 2], strides=[2, 2]))
-            x = out
+        elif pooling == "max":
+            x = b.op("MaxPool", [x], out, kernel_shape=[2, 2], strides=[2, 2])
         else:
             x = b.op("AveragePool", [x], out, kernel_shape=[2, 2], strides=[2, 2])
     by_name = {layer.name: layer for layer in layers}
-    outputs = [_state_info(n, by_name) for n in list(taps) + saved]
+    outputs = [_value_info(n, by_name[n].out_channels, by_name[n].scale) for n in list(taps) + sorted(saved, key=lambda n: by_name[n].index)]
     graph = helper.make_graph(
         b.nodes, "nst_features",
         [helper.make_tensor_value_info(IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],
@@ -184,22 +152,34 @@ def build_features(layers: list[Layer], taps: list[str], pooling: str, arrays: d
     return _model(graph)
 
 
-def _maxpool_backward(b: _Builder, g: str, pool: str, shape_of: str) -> str:
-    """Scatter the gradient to each window's argmax (MaxPool's own indices: the first maximum in row-major order, as
-    torch picks; an equality mask would send it to every tied position, wrong in flat regions). Windows do not
-    overlap, so the indices are unique; the row/column that floor-mode pooling dropped stays zero.
-    shape_of: a saved tensor shaped like the pool's input. Measured against the SpaceToDepth/Equal first-max masks
-    this replaced: gradient graph 1.18 -> 0.94 s at 512 px on 2 cores, identical results (bench/README.md)."""
-    shape = b.op("Shape", [shape_of])
-    zeros = b.op("Reshape", [b.op("ConstantOfShape", [shape]), "const.flat"])  # (1, C*H*W)
-    idx = b.op("Reshape", [indices_name(pool), "const.flat"])
-    up = b.op("ScatterElements", [zeros, idx, b.op("Reshape", [g, "const.flat"])], axis=1)
-    return b.op("Reshape", [up, shape])
+def _maxpool_backward(b: _Builder, g: str, y: str, relu_mask: bool) -> str:
+    """Route each window's gradient to its first maximum in row-major order, as torch does. An equality mask would
+    send it to every tied position (wrong in flat regions, e.g. where a ReLU zeroed a whole window). MaxPool's own
+    argmax indices are not used: onnxruntime's CUDA kernel scans windows column-major, so its ties differ from torch.
+    relu_mask: also apply the ReLU mask of y (the pool's input, a ReLU output) here, on the pooled tensor: the
+    gradient only reaches window maxima, which are > 0 exactly where the pooled maximum m is (4x fewer elements than
+    masking at full resolution)."""
+    ends = b.op("Mul", [b.op("Slice", [b.op("Shape", [g]), "const.hw_axes_start", "const.hw_axes_end"]), "const.two"])
+    yc = b.op("Slice", [y, "const.hw_starts", ends, "const.hw_axes"])  # drop torch's floor-mode leftover row/col
+    s = b.op("SpaceToDepth", [yc], blocksize=2)  # (1, 4C, h, w): window positions (0,0) (0,1) (1,0) (1,1)
+    x0, x1, x2, x3 = b.ops("Split", [s], 4, axis=1)
+    m = b.op("Max", [x0, x1, x2, x3])
+    if relu_mask:
+        g = b.op("Mul", [g, _relu_mask(b, m)])
+    e0, e1, e2 = (b.op("Cast", [b.op("Equal", [xi, m])], to=TensorProto.FLOAT) for xi in (x0, x1, x2))
+    r1 = b.op("Sub", ["const.one", e0])  # 1 where no earlier position was the max
+    m1 = b.op("Mul", [e1, r1])
+    r2 = b.op("Sub", [r1, m1])
+    m2 = b.op("Mul", [e2, r2])
+    m3 = b.op("Sub", [r2, m2])  # the last position is the max iff none before it was
+    mask = b.op("Concat", [e0, m1, m2, m3], axis=1)
+    gt = b.op("Concat", [g, g, g, g], axis=1)
+    return _unpool(b, b.op("Mul", [gt, mask]), y, ends)
 
 
 def _relu_mask(b: _Builder, relu_out: str) -> str:
-    """0/1 where the (saved, >= 0) ReLU output is nonzero, i.e. > 0: torch's convention at 0. Cast->bool->float ran
-    1.7x faster than Sign on ORT's CPU provider (21 vs 36 ms on 64x512x512, bench/README.md)."""
+    """0/1 where a ReLU output (>= 0) is nonzero, i.e. > 0: torch's convention at 0. Cast->bool->float ran 1.7x
+    faster than Sign on ORT's CPU provider (21 vs 36 ms on 64x512x512, bench/README.md)."""
     return b.op("Cast", [b.op("Cast", [relu_out], to=TensorProto.BOOL)], to=TensorProto.FLOAT)
 
 
@@ -222,14 +202,17 @@ def build_gradient(layers: list[Layer], taps: list[str], pooling: str, arrays: d
     b = _Builder("gradient")
     by_name = {layer.name: layer for layer in layers}
     used = {"preprocess.weight"}
-    skip_relu = _pre_pool_relus(layers, pooling) - set(taps)
+    # ReLUs feeding a max pool get their mask inside the pool's backward, unless tapped (a tap's own gradient
+    # arrives at full resolution, below the pool).
+    masked_at_pool = set() if pooling != "max" else {
+        layers[i - 1].name for i, layer in enumerate(layers) if layer.kind == "pool"} - set(taps)
     g = None
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         if layer.name in taps:
             g = grad_name(layer.name) if g is None else b.op("Add", [g, grad_name(layer.name)])
-        if layer.kind == "relu" and layer.name in skip_relu:
-            pass  # masked at the pool below it (see _pre_pool_relus)
+        if layer.kind == "relu" and layer.name in masked_at_pool:
+            pass  # its mask was applied by the max pool above it
         elif layer.kind == "relu":
             g = b.op("Mul", [g, _relu_mask(b, layer.name)])
         elif layer.kind == "conv":
@@ -237,18 +220,16 @@ def build_gradient(layers: list[Layer], taps: list[str], pooling: str, arrays: d
             wf = b.op("Slice", [wt, "const.flip_starts", "const.flip_ends", "const.hw_axes", "const.flip_steps"])
             g = b.op("Conv", [g, wf], pads=[1, 1, 1, 1], kernel_shape=[3, 3])
             used.add(f"{layer.name}.weight")
-        elif pooling == "max":
-            if layers[i - 1].name in skip_relu:  # the pre-pool ReLU's mask, at the maxima: the pool output's
-                g = b.op("Mul", [g, _relu_mask(b, layer.name)])
-            # zeros shaped like the pool input: the block's first ReLU output has that shape and is always saved
-            block_first = next(lay.name for lay in layers[:i] if lay.kind == "relu" and lay.scale == layers[i - 1].scale)
-            g = _maxpool_backward(b, g, layer.name, block_first)
         else:
-            g = _avgpool_backward(b, g, layers[i - 1].name)  # the pool's input, a saved ReLU output
+            y = layers[i - 1].name  # the pool's input: a ReLU output in VGG, saved by the features graph
+            if pooling == "max":
+                g = _maxpool_backward(b, g, y, relu_mask=y in masked_at_pool)
+            else:
+                g = _avgpool_backward(b, g, y)
     at = b.op("Transpose", ["preprocess.weight"], perm=[1, 0, 2, 3])  # A^T as a 1x1 conv
     b.op("Conv", [g, at], GRAD_IMAGE)
     inputs = [_value_info(grad_name(t), by_name[t].out_channels, by_name[t].scale) for t in taps]
-    inputs += [_state_info(n, by_name) for n in gradient_state(layers, taps, pooling)]
+    inputs += [_value_info(r.name, r.out_channels, r.scale) for r in _relus(layers)]
     graph = helper.make_graph(
         b.nodes, "nst_gradient", inputs,
         [helper.make_tensor_value_info(GRAD_IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],
