@@ -23,6 +23,20 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
+def ok(result):
+    """A CLI run that succeeded and printed nothing on stderr."""
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "", result.stderr
+    return result
+
+
+def pixels(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """The default export (original weights, default taps)."""

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from conftest import ok, pixels
 
 from nst.cli.run_cmd import app, frame_path
 
@@ -18,17 +19,6 @@ def nst_run(model_dir, *args):
     result = runner.invoke(app, ["--model", str(model_dir), "--size", str(SIZE), "-q", *map(str, args)])
     assert "Traceback" not in result.output
     return result
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    assert result.stderr.strip() == "", result.stderr
-    return result
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def test_help():

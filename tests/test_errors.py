@@ -27,6 +27,7 @@ from nst.cli.run_cmd import app, frame_path
 from nst.engine import ImageError, NonFiniteError, load_image, load_model, stylize
 from nst.engine.images import fit_long_side
 from nst.engine.memory import estimate_bytes
+from conftest import ok, pixels
 
 runner = CliRunner()
 SIZE = 48
@@ -53,17 +54,6 @@ def error_line(result, code: int, prog: str = "nst-run") -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"{prog}: error: "), lines[0]
     return lines[0]
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    assert result.stderr.strip() == "", result.stderr
-    return result
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def noise_image(h=64, w=64, seed=0) -> Image.Image:

@@ -28,6 +28,18 @@ def fd_check(f, x, n_probe=12, eps=1e-6, seed=0):
         assert abs(num - g.flat[i]) <= 1e-5 * max(abs(num), np.abs(g).max() * 1e-3), (i, num, g.flat[i])
 
 
+def autograd_check(np_loss, torch_loss, x, *targets):
+    """float32 NumPy (value, grad) against torch autograd of the same formula: <= 1e-5 relative for both."""
+    f32 = [np.asarray(a, np.float32) for a in (x, *targets)]
+    v, g = np_loss(*f32)
+    t = torch.from_numpy(f32[0]).requires_grad_(True)
+    j = torch_loss(t, *map(torch.from_numpy, f32[1:]))
+    (tg,) = torch.autograd.grad(j, t)
+    jv = float(j.detach())
+    assert abs(v - jv) <= 1e-5 * abs(jv) and rel(g, tg.numpy()) <= 1e-5
+    assert g.dtype == np.float32
+
+
 def _acts(shape, seed):
     return np.random.default_rng(seed).random(shape) * 3.0  # float64, ReLU-like (non-negative)
 
@@ -35,12 +47,7 @@ def _acts(shape, seed):
 def test_content_loss():
     a_g, a_c = _acts((1, 8, 5, 7), 0), _acts((1, 8, 5, 7), 1)
     fd_check(lambda a: content_loss(a, a_c), a_g)
-    v, g = content_loss(a_g.astype(np.float32), a_c.astype(np.float32))
-    t = torch.from_numpy(a_g.astype(np.float32)).requires_grad_(True)
-    j = content_t(t, torch.from_numpy(a_c.astype(np.float32)))
-    (tg,) = torch.autograd.grad(j, t)
-    assert abs(v - float(j.detach())) <= 1e-5 * abs(float(j.detach())) and rel(g, tg.numpy()) <= 1e-5
-    assert g.dtype == np.float32
+    autograd_check(content_loss, content_t, a_g, a_c)
 
 
 def test_gram_symmetric_and_matches_torch():
@@ -57,11 +64,7 @@ def test_style_loss():
     a_g = _acts((1, 6, 4, 5), 3)
     g_s = gram(_acts((1, 6, 7, 3), 4))  # a style image of another size
     fd_check(lambda a: style_loss(a, g_s), a_g)
-    v, g = style_loss(a_g.astype(np.float32), g_s.astype(np.float32))
-    t = torch.from_numpy(a_g.astype(np.float32)).requires_grad_(True)
-    j = style_t(t, torch.from_numpy(g_s.astype(np.float32)))
-    (tg,) = torch.autograd.grad(j, t)
-    assert abs(v - float(j.detach())) <= 1e-5 * abs(float(j.detach())) and rel(g, tg.numpy()) <= 1e-5
+    autograd_check(style_loss, style_t, a_g, g_s)
 
 
 def test_style_loss_equals_seed_formula_for_equal_sizes():
@@ -76,11 +79,7 @@ def test_style_loss_equals_seed_formula_for_equal_sizes():
 def test_tv_loss():
     x = np.random.default_rng(7).random((1, 3, 6, 5))
     fd_check(tv_loss, x, n_probe=20)
-    v, g = tv_loss(x.astype(np.float32))
-    t = torch.from_numpy(x.astype(np.float32)).requires_grad_(True)
-    j = tv_t(t)
-    (tg,) = torch.autograd.grad(j, t)
-    assert abs(v - float(j.detach())) <= 1e-5 * abs(float(j.detach())) and rel(g, tg.numpy()) <= 1e-5
+    autograd_check(tv_loss, tv_t, x)
 
 
 def test_losses_are_zero_at_target():
