@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
-from conftest import ok, pixels
+from conftest import SHARED, needs_shared, ok, pixels
 
 from nst.cli.run_cmd import app, frame_path
 
@@ -116,3 +116,15 @@ def test_output_format_follows_extension(model_dir, images_dir, tmp_path, ext, f
     ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 1))
     with Image.open(out) as im:
         assert im.format == fmt and im.size == (SIZE, 36) and im.mode == "RGB"
+
+
+@needs_shared
+def test_defaults_on_the_shared_images(model_dir, tmp_path):
+    """The manifest's default weights on the real pair: both terms fall, and neither swamps the other (style term
+    within 10x of the content term after a short run), as in the README's measured 512 px run."""
+    log = tmp_path / "log.json"
+    ok(nst_run(model_dir, SHARED / "tubingen.jpg", SHARED / "starry_night.jpg", "-o", tmp_path / "o.png",
+               "--iterations", 40, "--log-json", log))
+    h = json.loads(log.read_text())["history"]
+    assert h[-1]["loss"] < 0.2 * h[0]["loss"]
+    assert 0.1 < h[-1]["style"] / h[-1]["content"] < 10
