@@ -114,8 +114,8 @@ def run(
     log_json: Annotated[Optional[Path], typer.Option(help="Write the loss history and run facts as JSON.")] = None,
     max_pixels: Annotated[int, typer.Option(help="Refuse input images with more pixels (decompression-bomb guard).")] =
     DEFAULT_MAX_PIXELS,
-    low_memory: Annotated[bool, typer.Option(
-        help="Turn onnxruntime's CPU memory arena off: about 40% less peak memory, about 10-16% slower.")] = False,
+    low_memory: Annotated[bool, typer.Option("--low-memory",
+        help="Turn onnxruntime's CPU memory arena off: measured 26% less peak memory, 8% slower at 512 px.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     # --- the command line itself (exit 2) ---

@@ -168,7 +168,7 @@ def load_model(path: str | Path, device: str = "auto", threads: int | None = Non
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
     float32's ~1e-6; off by default so CPU and CUDA runs agree).
-    low_memory: turn onnxruntime's CPU memory arena off: peak memory -39% at 512 px, evaluations ~10-16% slower."""
+    low_memory: turn onnxruntime's CPU memory arena off (measured on a 512x384 run: peak 1.61 -> 1.19 GB, 8% slower)."""
     ort = import_ort()
     providers: list = _providers(ort, device)
     if providers[0] == "CUDAExecutionProvider":
