@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +90,9 @@ def _finite_or_none(value):
 @guard(PROG, "interrupted before the optimisation started; nothing was written")
 def run(
     images: Annotated[list[Path], typer.Argument(help="CONTENT STYLE [STYLE ...]", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing file is replaced only by a complete new image.")] = Path("out.png"),
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing file "
+        "is replaced only by a complete new image."))] = Path("out.png"),
     model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
     size: Annotated[int, typer.Option(help="Working long side in px (the content is resized to it).")] = 512,
     iterations: Annotated[int, typer.Option(help="L-BFGS-B iterations.")] = DEFAULT_ITERATIONS,

@@ -142,7 +142,8 @@ def build_features(layers: list[Layer], taps: list[str], pooling: str, arrays: d
         else:
             x = b.op("AveragePool", [x], out, kernel_shape=[2, 2], strides=[2, 2])
     by_name = {layer.name: layer for layer in layers}
-    outputs = [_value_info(n, by_name[n].out_channels, by_name[n].scale) for n in list(taps) + sorted(saved, key=lambda n: by_name[n].index)]
+    state = sorted(saved, key=lambda n: by_name[n].index)  # network order
+    outputs = [_value_info(n, by_name[n].out_channels, by_name[n].scale) for n in list(taps) + state]
     graph = helper.make_graph(
         b.nodes, "nst_features",
         [helper.make_tensor_value_info(IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],

@@ -7,7 +7,6 @@ import hashlib
 import importlib
 import json
 import math
-import os
 import re
 import shutil
 import signal
