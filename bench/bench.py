@@ -190,19 +190,12 @@ def apply_patches(patches: list[str]) -> None:
         Model.features = dropping
 
 
-def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: int,
-                 patches: list[str] | None = None) -> None:
-    """Engine split timings, then nst.engine.stylize for `iters` iterations. Never imports torch."""
-    t_start = time.perf_counter()
-    import importlib
-
-    apply_patches(patches or [])
+def engine_objective(model_dir, size: int):
+    """The engine at `size` on the benchmark pair with the manifest's default loss: (model, Objective, start image,
+    (content, style, sources)). Shared by the engine child here and by experiments.py."""
     from nst.engine import load_model
     from nst.engine.objective import LossWeights, Objective, style_targets
 
-    st = importlib.import_module("nst.engine.stylize")  # the module: nst.engine.stylize the attribute is the function
-    assert "torch" not in sys.modules, "the engine child must not import torch"
-    rss_imports = current_rss_bytes()
     model = load_model(model_dir, "cpu")
     m = model.manifest
     content, style, sources = bench_images(size)
@@ -211,8 +204,22 @@ def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: in
                           m["defaults"]["content_weight"], m["defaults"]["style_weight"], 0.0)
     grams = style_targets(model, [to_nchw(style)], [1.0], layers)
     objective = Objective(model, to_nchw(content), grams, weights)
+    return model, objective, start_image(content), (content, style, sources)
+
+
+def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: int,
+                 patches: list[str] | None = None) -> None:
+    """Engine split timings, then nst.engine.stylize for `iters` iterations. Never imports torch."""
+    t_start = time.perf_counter()
+    import importlib
+
+    apply_patches(patches or [])
+    st = importlib.import_module("nst.engine.stylize")  # the module: nst.engine.stylize the attribute is the function
+    assert "torch" not in sys.modules, "the engine child must not import torch"
+    rss_imports = current_rss_bytes()
+    model, objective, x, (content, style, sources) = engine_objective(model_dir, size)
+    m = model.manifest
     rss_setup = current_rss_bytes()
-    x = start_image(content)
 
     acc = {"features": 0.0, "vjp": 0.0}
     orig_features, orig_vjp = model.features, model.vjp

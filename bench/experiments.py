@@ -111,20 +111,10 @@ def set_blas_threads(n: int) -> None:
 
 
 def setup(size: int):
-    from bench import bench_images, start_image, to_nchw
+    from bench import engine_objective
 
-    from nst.engine import load_model
-    from nst.engine.objective import LossWeights, Objective, style_targets
-
-    model = load_model(MODEL, "cpu")
-    m = model.manifest
-    content, style, _ = bench_images(size)
-    layers = tuple(m["default_style_layers"])
-    weights = LossWeights(m["default_content_layer"], layers, (1.0 / len(layers),) * len(layers),
-                          m["defaults"]["content_weight"], m["defaults"]["style_weight"], 0.0)
-    grams = style_targets(model, [to_nchw(style)], [1.0], layers)
-    objective = Objective(model, to_nchw(content), grams, weights)
-    return model, objective, start_image(content)
+    model, objective, x, _ = engine_objective(MODEL, size)
+    return model, objective, x
 
 
 def timed_objective(model, objective, x):

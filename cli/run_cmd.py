@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..engine.stylize import DEFAULT_ITERATIONS, DEFAULT_MAXCOR
+from ..engine.stylize import DEFAULT_ITERATIONS, DEFAULT_MAXCOR, mix_ratio
 from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say, split_names
 
 PROG = "nst-run"
@@ -158,11 +158,9 @@ def run(
         raise fail(PROG, f"--init {init!r} is neither content, noise, mix:R nor an existing image file", USAGE_ERROR)
     if init.startswith("mix:"):
         try:
-            ratio = float(init[4:])
-        except ValueError:
-            ratio = math.nan
-        if not 0.0 <= ratio <= 1.0:
-            raise fail(PROG, f"--init {init!r}: the ratio after 'mix:' must be a number in [0, 1]", USAGE_ERROR)
+            mix_ratio(init)
+        except ValueError as e:
+            raise fail(PROG, f"--{e}", USAGE_ERROR) from None
     _writable_dir(out)
     if log_json is not None:
         _writable_dir(log_json)

@@ -87,6 +87,17 @@ def _to_nchw(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)  # (1, 3, H, W)
 
 
+def mix_ratio(init: str) -> float:
+    """R of an init 'mix:R'; ValueError unless R is a number in [0, 1]."""
+    try:
+        r = float(init[4:])
+    except ValueError:
+        r = math.nan
+    if not 0.0 <= r <= 1.0:
+        raise ValueError(f"init {init!r}: the ratio after 'mix:' must be a number in [0, 1]")
+    return r
+
+
 def make_init(init: str | np.ndarray, content: np.ndarray, seed: int) -> np.ndarray:
     """'content', 'noise' (seeded uniform, the seeds' random G), 'mix:R' (R noise + (1-R) content) or an array."""
     if isinstance(init, np.ndarray):
@@ -99,12 +110,7 @@ def make_init(init: str | np.ndarray, content: np.ndarray, seed: int) -> np.ndar
     if init == "noise":
         return rng.random(content.shape, dtype=np.float32)
     if isinstance(init, str) and init.startswith("mix:"):
-        try:
-            r = float(init[4:])
-        except ValueError:
-            r = float("nan")
-        if not 0.0 <= r <= 1.0:
-            raise ValueError(f"init {init!r}: the ratio after 'mix:' must be a number in [0, 1]")
+        r = mix_ratio(init)
         return (r * rng.random(content.shape, dtype=np.float32) + (1 - r) * content).astype(np.float32)
     raise ValueError(f"unknown init {init!r}; choose one of: content, noise, mix:R, or an image")
 
