@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
+from typing import Any
 
 import typer
 from typer.core import TyperCommand
@@ -47,6 +49,20 @@ def split_names(values: list[str] | None) -> list[str] | None:
     return [n for v in values for n in v.replace(",", " ").split()]
 
 
+_NOT_ONE_OF = re.compile(r"Invalid value for '(?P<opt>[^']+)': (?:Value error, )?(?P<val>'[^']*') is not one of "
+                         r"(?P<choices>.+?)\.?$")
+
+
+def click_message(e: Any) -> str:
+    """click's message, with a Literal choice error in this project's words: "unknown --x 'v'; choose one of: a, b"."""
+    message = " ".join(e.format_message().split())
+    m = _NOT_ONE_OF.search(message)
+    if m:
+        choices = ", ".join(c.strip().strip("'") for c in m["choices"].split(","))
+        return f"unknown {m['opt']} {m['val']}; choose one of: {choices}"
+    return message
+
+
 def one_line_command(prog: str) -> type[TyperCommand]:
     """A command class whose command-line errors are one line (`prog: error: ...`, exit 2) instead of click's usage
     block. Use as `app.command(cls=one_line_command(PROG))`."""
@@ -59,7 +75,7 @@ def one_line_command(prog: str) -> type[TyperCommand]:
                                   **extra)
                 code = rv if isinstance(rv, int) else 0  # non-standalone: an Exit's code comes back as the value
             except _ClickException as e:
-                fail(prog, f"{e.format_message()} (see {prog} --help)", e.exit_code)
+                fail(prog, f"{click_message(e)} (see {prog} --help)", e.exit_code)
                 code = e.exit_code
             except _Abort:
                 fail(prog, "aborted", FAILURE)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
+from ..export.arch import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+from ..export.exporter import DEFAULT_OUT
 from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, split_names
 
 PROG = "nst-export"
@@ -23,39 +25,35 @@ def _mb(n: int) -> str:
              cls=one_line_command(PROG))
 @guard(PROG)
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")] = Path("models/vgg19"),
-    arch: Annotated[str, typer.Option(help="Network: vgg19 or vgg16.")] = "vgg19",
-    content_layer: Annotated[str, typer.Option(help="Default content layer (also exported as a tap).")] = "relu4_2",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")] = DEFAULT_OUT,
+    arch: Annotated[Literal["vgg19", "vgg16"], typer.Option(help="Network.")] = "vgg19",
+    content_layer: Annotated[str, typer.Option(help="Default content layer (also exported as a tap).")] =
+    DEFAULT_CONTENT_LAYER,
     style_layers: Annotated[Optional[list[str]], typer.Option(
-        help="Default style layers, comma- or space-separated [default: relu1_1,relu2_1,relu3_1,relu4_1,relu5_1].")] = None,
+        help=f"Default style layers, comma- or space-separated [default: {','.join(DEFAULT_STYLE_LAYERS)}].")] = None,
     extra_layers: Annotated[Optional[list[str]], typer.Option(
         help="More layers to export as taps, so nst-run can choose them later.")] = None,
-    pooling: Annotated[str, typer.Option(help="max or avg (Gatys et al. suggest avg may look smoother).")] = "max",
-    weights: Annotated[str, typer.Option(
+    pooling: Annotated[Literal["max", "avg"], typer.Option(
+        help="Gatys et al. suggest avg may look smoother.")] = "max",
+    weights: Annotated[Literal["original", "torchvision", "random"], typer.Option(
         help="original (bundled Caffe VGG19, offline), torchvision (download), or random (tests).")] = "original",
     weights_file: Annotated[Optional[Path], typer.Option(
         help="Local weights: a state dict in torchvision's features.N layout (.pth) or a Keras .h5.")] = None,
-    preprocess: Annotated[Optional[str], typer.Option(
-        help="Input convention the weights expect: caffe or torchvision [default: per source].")] = None,
+    preprocess: Annotated[Optional[Literal["caffe", "torchvision"]], typer.Option(
+        help="Input convention the weights expect [default: per source].")] = None,
     seed: Annotated[int, typer.Option(help="Seed for --weights random and for the validation image.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
 ) -> None:
     try:
-        from ..export import ExportError, ExportValidationError, WeightsError, export_model
-        from ..export.arch import DEFAULT_STYLE_LAYERS
+        from ..export import ExportError, export_model
         from ..export.exporter import order_taps
+        import onnx  # noqa: F401 - the heavy dependencies, checked before any work
+        import torch  # noqa: F401
     except ImportError as e:
         raise fail(PROG, f"{e.name or e} is not installed; nst-export needs: pip install 'nst[export]'") from None
 
     styles = split_names(style_layers) or list(DEFAULT_STYLE_LAYERS)
     extras = split_names(extra_layers) or []
-    if weights not in ("original", "torchvision", "random"):
-        raise fail(PROG, f"unknown --weights {weights!r}; choose one of: original, torchvision, random", USAGE_ERROR)
-    for name, value, choices in (("--arch", arch, ("vgg19", "vgg16")), ("--pooling", pooling, ("max", "avg")),
-                                 ("--preprocess", preprocess, ("caffe", "torchvision", None))):
-        if value not in choices:
-            valid = ", ".join(c for c in choices if c)
-            raise fail(PROG, f"unknown {name} {value!r}; choose one of: {valid}", USAGE_ERROR)
     try:
         order_taps(arch, content_layer, [*styles, *extras])
     except ValueError as e:
@@ -64,16 +62,17 @@ def export(
         report = export_model(out, arch=arch, content_layer=content_layer, style_layers=styles,
                               extra_layers=extras, pooling=pooling, weights=weights, weights_file=weights_file,
                               preprocess=preprocess, seed=seed, force=force)
-    except (ExportError, WeightsError, ExportValidationError, ValueError, OSError) as e:
+    except (ExportError, ValueError, OSError) as e:
         raise fail(PROG, str(e), FAILURE) from None
     except KeyboardInterrupt:
         raise fail(PROG, "interrupted; nothing was written", INTERRUPTED) from None
     m = report.manifest
-    typer.echo(f"wrote {report.path}/ ({m['arch']}, weights {m['weights']['source']}, "
-               f"preprocess {m['preprocess']['name']}, pooling {m['pooling']})")
+    assert m is not None
+    typer.echo(f"wrote {report.path}/ ({m.arch}, weights {m.weights_source}, preprocess {m.preprocess}, "
+               f"pooling {m.pooling})")
     for name, size in report.files.items():
         typer.echo(f"  {name:<15} {_mb(size):>9}")
-    typer.echo(f"  taps: {' '.join(m['taps'])}")
+    typer.echo(f"  taps: {' '.join(m.taps)}")
     if report.validation is not None:
         v = report.validation
         typer.echo(f"  validated vs torch at {v.size[0]}x{v.size[1]}: features rel L2 <= "

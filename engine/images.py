@@ -2,8 +2,6 @@
 the stylize core itself only sees arrays."""
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import ImageError
+from .files import atomic_write
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -112,19 +111,10 @@ def check_output_path(path: str | Path) -> str:
 
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
-    """Write (H, W, 3) [0, 1] as 8-bit sRGB atomically: a temporary file in the same directory, then rename, so a
-    reader never sees a half-written file and an existing file is only replaced by a complete one."""
+    """Write (H, W, 3) [0, 1] as 8-bit sRGB atomically (files.atomic_write): a reader never sees a half-written file
+    and an existing file is only replaced by a complete one."""
     path = Path(path)
     fmt = check_output_path(path)
     pixels = to_uint8(image)
     extra = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(pixels, "RGB").save(f, format=fmt, **extra)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: Image.fromarray(pixels, "RGB").save(f, format=fmt, **extra))

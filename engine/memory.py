@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 
+from .images import fit_long_side
+from .manifest import Manifest
+
 # Bytes of activation memory per float32 activation of the network, across both graphs: the features graph's
 # outputs (every ReLU is kept for the gradient graph), its working buffers, and the gradient graph's buffers.
 # Calibrated by bench/bench.py's scaling series (peak RSS 128..1024 px fits 260 MB + 7.8 kB/pixel, i.e. about 12.5
@@ -12,12 +15,12 @@ ACTIVATION_FACTOR_LOW_MEMORY = 5.0  # onnxruntime's CPU arena off: the slope fel
 BASE_BYTES = 250e6  # interpreter, libraries, onnxruntime arenas (the weights file is counted separately)
 
 
-def activations_per_pixel(manifest: dict) -> float:
+def activations_per_pixel(manifest: Manifest) -> float:
     """float32 activations per input pixel summed over the network's layers."""
-    return sum(c / (s * s) for c, s in manifest["layer_shapes"].values())
+    return sum(layer.channels / (layer.scale * layer.scale) for layer in manifest.layers)
 
 
-def estimate_bytes(manifest: dict, height: int, width: int, maxcor: int, weights_bytes: int = 0,
+def estimate_bytes(manifest: Manifest, height: int, width: int, maxcor: int, weights_bytes: int = 0,
                    low_memory: bool = False) -> int:
     n = height * width
     acts = (ACTIVATION_FACTOR_LOW_MEMORY if low_memory else ACTIVATION_FACTOR) * activations_per_pixel(manifest) * n
@@ -41,20 +44,19 @@ def available_bytes() -> int | None:
         return None
 
 
-def largest_fitting_long_side(manifest: dict, aspect: float, maxcor: int, budget: int, weights_bytes: int = 0,
-                              low_memory: bool = False) -> int:
-    """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes; aspect = short/long.
-
-    The short side is rounded as the CLI's resize does (round(long * aspect)). Returns 0 when not even 16 px fits."""
+def largest_fitting_long_side(manifest: Manifest, content_hw: tuple[int, int], maxcor: int, budget: int,
+                              weights_bytes: int = 0, low_memory: bool = False) -> int:
+    """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes, with the content's aspect
+    rounded exactly as the run resizes it. Returns 0 when not even 16 px fits."""
 
     def fits(long_side: int) -> bool:
-        short = max(1, round(long_side * aspect))
-        return estimate_bytes(manifest, long_side, short, maxcor, weights_bytes, low_memory) <= budget
+        h, w = fit_long_side(*content_hw, long_side)
+        return estimate_bytes(manifest, h, w, maxcor, weights_bytes, low_memory) <= budget
 
     if not fits(16):
         return 0
     lo, hi = 16, 1 << 16
-    while lo < hi:
+    while lo < hi:  # estimate_bytes grows with the long side, so bisect
         mid = (lo + hi + 1) // 2
         if fits(mid):
             lo = mid

@@ -1,24 +1,23 @@
-"""An exported model in onnxruntime: features(image) and vjp(image, grads), CPU or CUDA. No torch here."""
+"""An exported model in onnxruntime: features(image) and vjp(image, grads), on CPU or CUDA. No torch here."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from .errors import DeviceError, ModelError
+from .manifest import Manifest, read_manifest
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1  # the newest model format this engine reads
-DEVICES = ("auto", "cpu", "cuda")
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(Device)
 _ORT_MISSING = ("onnxruntime is not installed: pip install 'nst[cpu]' (or 'nst[gpu]' for CUDA; never both, they "
                 "share one import directory)")
 
 
-def import_ort():
+def import_ort() -> Any:
     try:
         import onnxruntime
     except ImportError:
@@ -26,52 +25,7 @@ def import_ort():
     return onnxruntime
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_manifest(path: str | Path) -> dict:
-    """Read and check a model directory's manifest and files (sha256) without starting onnxruntime."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model directory {path} does not exist; run nst-export first (or pass --model DIR)")
-    if not path.is_dir():
-        raise ModelError(f"{path} is not a model directory; pass the directory nst-export wrote")
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise ModelError(f"{path} has no {MANIFEST}; it is not an nst model directory (run nst-export)")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{mpath} is not valid JSON ({e}); re-export the model") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "nst-model":
-        raise ModelError(f"{mpath} is not an nst model manifest; re-export the model")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelError(f"{mpath} has format version {version!r}, newer than this nst reads ({FORMAT_VERSION}); "
-                         "upgrade nst or re-export with this version")
-    try:
-        graphs = manifest["graphs"]
-        for key in ("features", "gradient", "weights"):
-            file = path / graphs[key]["file"]
-            if not file.is_file():
-                raise ModelError(f"{file} is missing; re-export the model")
-            if _sha256(file) != graphs[key]["sha256"]:
-                raise ModelError(f"{file} does not match the sha256 in {MANIFEST} (corrupt or modified); "
-                                 "re-export the model")
-        for key in ("taps", "tap_channels", "layers", "layer_shapes", "defaults", "default_content_layer",
-                    "default_style_layers"):
-            manifest[key]  # noqa: B018 - presence check
-    except (KeyError, TypeError) as e:
-        raise ModelError(f"{mpath} lacks {e}; re-export the model") from None
-    return manifest
-
-
-def _providers(ort, device: str) -> list[str]:
+def _providers(ort: Any, device: str) -> list[Any]:
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     available = ort.get_available_providers()
@@ -94,32 +48,33 @@ def cpu_count() -> int:
 class Model:
     """Two onnxruntime sessions over one exported model.
 
-    features(image) runs the features graph and keeps the ReLU outputs (on the device) for vjp(); vjp(image, grads)
+    features(image) runs the features graph and keeps the forward state (on the device) for vjp(); vjp(image, grads)
     returns dL/dimage = sum_l J_l^T g_l, reusing that saved state when `image` is the one last passed to features().
     `image` is float32 (1, 3, H, W), RGB in [0, 1]."""
 
     path: Path
-    manifest: dict
+    manifest: Manifest
     provider: str
-    _features: object = field(repr=False)
-    _gradient: object = field(repr=False)
+    _features: Any = field(repr=False)
+    _gradient: Any = field(repr=False)
     _device: str = field(repr=False, default="cpu")
-    _saved: dict = field(repr=False, default_factory=dict)
+    _saved: dict[str, Any] = field(repr=False, default_factory=dict)
     _saved_image: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def layers(self) -> list[str]:
-        return list(self.manifest["taps"])
+        """The layers whose activations features() returns (the model's taps), in network order."""
+        return list(self.manifest.taps)
 
     @property
     def id(self) -> str:
-        return self.manifest.get("id", "unknown")
+        return self.manifest.id
 
     def _check_image(self, image: np.ndarray) -> np.ndarray:
         image = np.ascontiguousarray(image, dtype=np.float32)
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"image must be float32 (1, 3, H, W), got shape {image.shape}")
-        m = self.manifest.get("min_size", 16)
+        m = self.manifest.min_size
         if min(image.shape[2:]) < m:
             raise ValueError(f"image is {image.shape[2]}x{image.shape[3]} px; this model needs at least {m}x{m}")
         return image
@@ -127,9 +82,8 @@ class Model:
     def features(self, image: np.ndarray, keep_state: bool = True) -> dict[str, np.ndarray]:
         """Activations at every tap, as host arrays. keep_state=False (e.g. for style images) skips the saved state."""
         image = self._check_image(image)
-        graph = self.manifest["graphs"]["features"]
-        taps = graph["outputs"]["taps"]
-        names = taps + (graph["outputs"]["saved"] if keep_state else [])
+        taps = list(self.manifest.taps)
+        names = taps + (list(self.manifest.saved) if keep_state else [])
         if keep_state:  # drop the last state before allocating the next: -240 MB peak at 512 px (bench/README.md)
             self._saved, self._saved_image = {}, None
         binding = self._features.io_binding()
@@ -147,54 +101,56 @@ class Model:
         image = self._check_image(image)
         if self._saved_image is None or not np.array_equal(image, self._saved_image):
             self.features(image)
-        gin = self.manifest["graphs"]["gradient"]["inputs"]
         binding = self._gradient.io_binding()
-        for tap, input_name in gin["grads"].items():
+        for tap, input_name in self.manifest.grad_inputs.items():
             g = grads.get(tap)
             if g is None:
-                g = np.zeros(self._saved[tap].shape(), np.float32) if tap in self._saved else None
-                if g is None:
-                    raise ValueError(f"no gradient given for tap {tap}")
+                g = np.zeros(self._saved[tap].shape(), np.float32)
             binding.bind_cpu_input(input_name, np.ascontiguousarray(g, dtype=np.float32))
-        for name in gin["saved"]:
+        for name in self.manifest.grad_saved:
             binding.bind_ortvalue_input(name, self._saved[name])
         binding.bind_output("grad_image", "cpu")
         self._gradient.run_with_iobinding(binding)
         return binding.get_outputs()[0].numpy()
 
 
+def _session_options(ort: Any, on_cpu: bool, threads: int | None, low_memory: bool) -> Any:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
+    opts.enable_cpu_mem_arena = not low_memory
+    # FATAL only: a failed load is raised (and reported in one line by load_model); onnxruntime would also print it.
+    opts.log_severity_level = 4
+    if on_cpu:
+        opts.intra_op_num_threads = threads or cpu_count()
+        # Spinning ORT threads between runs starve the NumPy loss work on few cores (measured 45 -> 74 ms).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
 def load_model(path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False,
                low_memory: bool = False) -> Model:
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
+    threads: onnxruntime's intra-op threads on CPU (default: every core this process may use).
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
     float32's ~1e-6; off by default so CPU and CUDA runs agree).
     low_memory: turn onnxruntime's CPU memory arena off (measured on a 512x384 run: peak 1.61 -> 1.19 GB, 8% slower)."""
     ort = import_ort()
-    providers: list = _providers(ort, device)
+    providers = _providers(ort, device)
     if providers[0] == "CUDAExecutionProvider":
         providers[0] = ("CUDAExecutionProvider", {"use_tf32": "1" if tf32 else "0"})
     path = Path(path)
     manifest = read_manifest(path)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
-    opts.enable_cpu_mem_arena = not low_memory
-    # FATAL only: a failed load is raised (and reported in one line below); onnxruntime would also print it itself.
-    opts.log_severity_level = 4
-    if providers[0] == "CPUExecutionProvider":
-        opts.intra_op_num_threads = threads or cpu_count()
-        # Spinning ORT threads between runs starve the NumPy loss work on few cores (measured 45 -> 74 ms).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts = _session_options(ort, providers[0] == "CPUExecutionProvider", threads, low_memory)
     sessions = []
-    for key in ("features", "gradient"):
-        file = path / manifest["graphs"][key]["file"]
+    for graph in (manifest.features, manifest.gradient):
+        file = path / graph.file
         try:
             sessions.append(ort.InferenceSession(str(file), opts, providers=providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             detail = " ".join(str(e).split())
-            raise ModelError(f"onnxruntime cannot load {file} or its {manifest['graphs']['weights']['file']} "
+            raise ModelError(f"onnxruntime cannot load {file} or its {manifest.weights.file} "
                              f"({detail[:400]}); re-export the model") from None
     used = sessions[0].get_providers()[0]
     if device == "cuda" and used != "CUDAExecutionProvider":
         raise DeviceError(f"CUDA was asked for but onnxruntime fell back to {used} (CUDA/cuDNN libraries missing?)")
-    dev = "cuda" if used == "CUDAExecutionProvider" else "cpu"
-    return Model(path, manifest, used, sessions[0], sessions[1], dev)
+    return Model(path, manifest, used, sessions[0], sessions[1], "cuda" if used == "CUDAExecutionProvider" else "cpu")

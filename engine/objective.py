@@ -2,6 +2,7 @@
 NumPy losses give dJ/dF_l at each tap, the model's gradient graph maps them back to dJ/dimage."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,14 +21,14 @@ class LossWeights:
     tv_weight: float  # tau
 
 
-def style_targets(model: Model, styles: list[np.ndarray], blend: list[float], layers: tuple[str, ...]) \
+def style_targets(model: Model, styles: Sequence[np.ndarray], blend: Sequence[float], layers: Sequence[str]) \
         -> dict[str, np.ndarray]:
     """Per layer, the blend-weighted average of the style images' Grams. styles: (1, 3, h, w) float32 each."""
     targets: dict[str, np.ndarray] = {}
     for image, w in zip(styles, blend):
         feats = model.features(image, keep_state=False)
         for layer in layers:
-            g = gram(feats[layer]) * np.float32(w)
+            g = gram(feats[layer]) * np.float32(w)  # (C, C)
             targets[layer] = g if layer not in targets else targets[layer] + g
     return targets
 

@@ -2,7 +2,6 @@
 place, so an interrupted or failed export leaves no half-written model directory."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -10,13 +9,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arch import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, truncate, vgg_layers
-from .onnx_graphs import GRAD_IMAGE, IMAGE, OPSET, build_graphs, grad_name, saved_outputs
-from .validate import Validation, validate
-from .weights import load_weights, preprocess_affine, sha256_file
+from typing import TYPE_CHECKING, Any
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+import numpy as np
+
+from ..engine.files import sha256_file
+from ..engine.manifest import GraphFile, LayerSpec, Manifest, write_manifest
+from .errors import ExportError
+from .arch import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, Layer, truncate, vgg_layers
+
+if TYPE_CHECKING:
+    from .validate import Validation
+    from .weights import Weights
+
 DEFAULT_OUT = Path("models") / "vgg19"
 # Recommended alpha, beta for the engine's loss definitions, per input convention (activation scale).
 # caffe: chosen by looking at runs on ../shared/images (README "Choosing alpha and beta"). torchvision: not measurable
@@ -25,17 +30,13 @@ DEFAULT_OUT = Path("models") / "vgg19"
 DEFAULT_LOSS_WEIGHTS = {"caffe": (1.0, 1e-3), "torchvision": (1.0, 10.0)}
 
 
-class ExportError(Exception):
-    """The export could not be done as asked (e.g. the output directory exists)."""
-
-
 @dataclass
 class ExportReport:
     path: Path
     files: dict[str, int]  # file name -> bytes
     validation: Validation | None
     seconds: float
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -70,12 +71,38 @@ def validation_size(layers) -> tuple[int, int]:
     return max(67, 4 * s + 3), max(53, 3 * s + 5)
 
 
+def _manifest(arch: str, layers: list[Layer], taps: list[str], content_layer: str, style_layers: Any, pooling: str,
+              w: Weights, pre_a: np.ndarray, pre_c: np.ndarray, files: dict[str, str], tmp: Path,
+              validation: Validation | None) -> Manifest:
+    from .onnx_graphs import OPSET, grad_name, saved_outputs
+
+    sha = {k: sha256_file(tmp / f) for k, f in files.items()}
+    alpha, beta = DEFAULT_LOSS_WEIGHTS[w.preprocess]
+    return Manifest(
+        id=f"{arch}-{w.source}-{w.preprocess}-{pooling}-{sha['features'][:12]}", arch=arch,
+        layers=tuple(LayerSpec(layer.name, layer.out_channels, layer.scale) for layer in layers), taps=tuple(taps),
+        saved=tuple(saved_outputs(layers, taps)), grad_inputs={t: grad_name(t) for t in taps},
+        grad_saved=tuple(layer.name for layer in layers if layer.kind == "relu"),
+        default_content_layer=content_layer, default_style_layers=tuple(dict.fromkeys(style_layers)),
+        content_weight=alpha, style_weight=beta, pooling=pooling, preprocess=w.preprocess,
+        preprocess_matrix=tuple(tuple(float(v) for v in row) for row in pre_a), preprocess_bias=tuple(map(float, pre_c)),
+        weights_source=w.source, weights_origin=w.file, weights_sha256=w.sha256,
+        features=GraphFile(files["features"], sha["features"]), gradient=GraphFile(files["gradient"], sha["gradient"]),
+        weights=GraphFile(files["weights"], sha["weights"]), opset=OPSET, exporter=_versions(),
+        validation=None if validation is None else {
+            "size": list(validation.size), "features_rel_l2_max": max(validation.features_rel_l2.values()),
+            "gradient_rel_l2": validation.gradient_rel_l2})
+
+
 def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", content_layer: str = DEFAULT_CONTENT_LAYER,
                  style_layers: list[str] | tuple[str, ...] = DEFAULT_STYLE_LAYERS,
                  extra_layers: list[str] | tuple[str, ...] = (), pooling: str = "max",
                  weights: str = "original", weights_file: str | Path | None = None, preprocess: str | None = None,
                  seed: int = 0, force: bool = False, check: bool = True) -> ExportReport:
-    from .torch_vgg import VGGFeatures
+    from .onnx_graphs import build_graphs  # onnx and torch are imported here, not with the package: its
+    from .torch_vgg import VGGFeatures  # constants (layer names, defaults) stay importable without them
+    from .validate import validate
+    from .weights import load_weights, preprocess_affine
 
     t0 = time.perf_counter()
     if pooling not in ("max", "avg"):
@@ -96,45 +123,9 @@ def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", cont
         if check:
             module = VGGFeatures(layers, w, pooling, taps)
             validation = validate(tmp, files, module, validation_size(layers), seed=seed)
-        sha = {k: sha256_file(tmp / f) for k, f in files.items()}
-        alpha, beta = DEFAULT_LOSS_WEIGHTS[w.preprocess]
-        by_name = {layer.name: layer for layer in layers}
-        manifest = {
-            "format": "nst-model",
-            "format_version": FORMAT_VERSION,
-            "id": f"{arch}-{w.source}-{w.preprocess}-{pooling}-{sha['features'][:12]}",
-            "arch": arch,
-            "layers": [layer.name for layer in layers],
-            "taps": taps,
-            "tap_channels": {t: by_name[t].out_channels for t in taps},
-            "tap_scales": {t: by_name[t].scale for t in taps},
-            # every layer's (channels, downsampling): lets the engine estimate memory before allocating
-            "layer_shapes": {layer.name: [layer.out_channels, layer.scale] for layer in layers},
-            "default_content_layer": content_layer,
-            "default_style_layers": list(dict.fromkeys(style_layers)),
-            "pooling": pooling,
-            "preprocess": {"name": w.preprocess, "matrix": pre_a.tolist(), "bias": pre_c.tolist(),
-                           "note": "x_net = matrix @ rgb + bias per pixel, rgb in [0, 1]; inside the features graph"},
-            "weights": {"source": w.source, "file": w.file, "sha256": w.sha256},
-            "graphs": {
-                "features": {"file": files["features"], "sha256": sha["features"], "inputs": [IMAGE],
-                             "outputs": {"taps": taps, "saved": saved_outputs(layers, taps)}},
-                "gradient": {"file": files["gradient"], "sha256": sha["gradient"],
-                             "inputs": {"grads": {t: grad_name(t) for t in taps},
-                                        "saved": [layer.name for layer in layers if layer.kind == "relu"]},
-                             "outputs": [GRAD_IMAGE]},
-                "weights": {"file": files["weights"], "sha256": sha["weights"]},
-            },
-            "dynamic_axes": {"image": {"2": "height", "3": "width"}},
-            "min_size": layers[-1].scale,
-            "opset": OPSET,
-            "exporter": _versions(),
-            "defaults": {"content_weight": alpha, "style_weight": beta},
-            "validation": None if validation is None else {
-                "size": list(validation.size), "features_rel_l2_max": max(validation.features_rel_l2.values()),
-                "gradient_rel_l2": validation.gradient_rel_l2},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest = _manifest(arch, layers, taps, content_layer, style_layers, pooling, w, pre_a, pre_c, files, tmp,
+                             validation)
+        write_manifest(manifest, tmp)
         os.chmod(tmp, 0o755)
         if out_dir.exists():  # only with force: swap, so a failure here still leaves one complete model
             out_dir.rename(old)

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ExportValidationError
 from .onnx_graphs import GRAD_IMAGE, IMAGE, grad_name
 from .torch_vgg import VGGFeatures, features_np, vjp_np
 
 FEATURES_TOL = 1e-5  # relative L2 per tapped layer
 GRADIENT_TOL = 1e-4  # relative L2 of dL/dimage
-
-
-class ExportValidationError(Exception):
-    """The exported graphs disagree with the torch module beyond tolerance."""
 
 
 @dataclass

@@ -2,14 +2,15 @@
 random. Every source returns plain float32 NumPy arrays keyed by paper layer name, plus the input convention."""
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..engine.files import sha256_file
 from .arch import Layer, conv_layers
+from .errors import WeightsError
 
 WEIGHT_SOURCES = ("original", "torchvision", "random")
 PREPROCESS_CHOICES = ("caffe", "torchvision")
@@ -19,10 +20,6 @@ TORCHVISION_URLS = {
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9a.pth",
 }
-
-
-class WeightsError(Exception):
-    """Weights could not be loaded; the message names the file or layer and what to do."""
 
 
 @dataclass
@@ -45,14 +42,6 @@ def preprocess_affine(name: str) -> tuple[np.ndarray, np.ndarray]:
         std = np.array([0.229, 0.224, 0.225], np.float32)
         return np.diag(1.0 / std).astype(np.float32), (-mean / std).astype(np.float32)
     raise ValueError(f"unknown preprocess {name!r}; choose one of: {', '.join(PREPROCESS_CHOICES)}")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check(convs: dict, layers: list[Layer], origin: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -54,8 +54,8 @@ def test_cuda_run_matches_cpu_run(models):
     cpu, cuda = models
     content, style = synthetic_image(64, 80, 0), synthetic_image(70, 56, 9)
     h_cpu, h_gpu = [], []
-    r_cpu = stylize(cpu, content, [style], iterations=30, callback=lambda p: h_cpu.append(p.loss))
-    r_gpu = stylize(cuda, content, [style], iterations=30, callback=lambda p: h_gpu.append(p.loss))
+    r_cpu = stylize(cpu, content, [style], size=80, iterations=30, callback=lambda p: h_cpu.append(p.loss))
+    r_gpu = stylize(cuda, content, [style], size=80, iterations=30, callback=lambda p: h_gpu.append(p.loss))
     np.testing.assert_allclose(h_gpu[:5], h_cpu[:5], rtol=1e-3)
     assert abs(r_gpu.loss - r_cpu.loss) <= 0.02 * r_cpu.loss
     assert r_gpu.provider == "CUDAExecutionProvider"

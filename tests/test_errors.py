@@ -23,7 +23,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nst.cli.run_cmd import app, frame_path
-from nst.engine import ImageError, NonFiniteError, load_image, load_model, stylize
+from nst.engine import ImageError, NonFiniteError, load_image, load_model, read_manifest, stylize
 from nst.engine.images import fit_long_side
 from nst.engine.memory import estimate_bytes
 from conftest import ok, pixels
@@ -239,7 +239,7 @@ def test_output_in_proc(model_dir, content, style):
 def test_output_in_read_only_directory(model_dir, content, style, tmp_path, monkeypatch):
     """A directory we may not write to. chmod does not stop root (tests may run as root), so the permission error is
     raised where the CLI first tries to create a file there."""
-    import nst.cli.run_cmd as run_cmd
+    import nst.cli.outputs as run_cmd
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -454,7 +454,7 @@ def test_nan_stops_with_last_finite_image_api(model_dir, monkeypatch, what):
     monkeypatch.setattr(core, "Objective", _Flaky(core.Objective, 12, what))
     model = load_model(model_dir, "cpu")
     with pytest.raises(NonFiniteError) as info:
-        stylize(model, synthetic_image(32, 40), [synthetic_image(32, 32, 1)], iterations=50)
+        stylize(model, synthetic_image(32, 40), [synthetic_image(32, 32, 1)], size=40, iterations=50)
     e = info.value
     assert e.iteration >= 2 and f"iteration {e.iteration}" in str(e) and what in str(e)
     assert len(e.history) == e.iteration - 1
@@ -489,8 +489,8 @@ def test_overflowing_weight_in_cli(model_dir, content, style, tmp_path):
 def test_memory_preflight_names_a_size_that_fits(model_dir, content, style, tmp_path, monkeypatch):
     import nst.engine.memory as memory
 
-    m = json.loads((model_dir / "manifest.json").read_text())
-    weights = (model_dir / m["graphs"]["weights"]["file"]).stat().st_size
+    m = read_manifest(model_dir)
+    weights = (model_dir / m.weights.file).stat().st_size
     budget = estimate_bytes(m, *fit_long_side(60, 80, 300), 20, weights)
     monkeypatch.setattr(memory, "available_bytes", lambda: budget)
     line = error_line(invoke(content, style, "--size", 4000, "-q", "-o", tmp_path / "o.png", model=model_dir), 1)
@@ -509,8 +509,8 @@ def test_low_memory_fits_what_the_default_does_not(model_dir, content, style, tm
     """--low-memory (onnxruntime's arena off) has a smaller estimate; the refusal offers it when it would fit."""
     import nst.engine.memory as memory
 
-    m = json.loads((model_dir / "manifest.json").read_text())
-    weights = (model_dir / m["graphs"]["weights"]["file"]).stat().st_size
+    m = read_manifest(model_dir)
+    weights = (model_dir / m.weights.file).stat().st_size
     hw = fit_long_side(60, 80, 2000)
     budget = (estimate_bytes(m, *hw, 20, weights) + estimate_bytes(m, *hw, 20, weights, low_memory=True)) // 2
     monkeypatch.setattr(memory, "available_bytes", lambda: budget)
@@ -538,7 +538,7 @@ def test_export_keeps_an_existing_directory(tmp_path):
 
 def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    import nst.export.exporter as exporter
+    import nst.export.onnx_graphs as exporter
     from nst.cli.export_cmd import app as export_app
 
     def interrupted(*args, **kwargs):

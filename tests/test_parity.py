@@ -22,17 +22,17 @@ def test_engine_matches_torch_reference(model_dir, init):
     m = model.manifest
     content = synthetic_image(64, 80, 0)
     style = synthetic_image(70, 56, 9)[:, ::-1] ** 2
-    alpha, beta = m["defaults"]["content_weight"], m["defaults"]["style_weight"]
+    alpha, beta = m.content_weight, m.style_weight
     histories = []
-    result = stylize(model, content, [style], iterations=30, init=init, seed=4,
+    result = stylize(model, content, [style], size=80, iterations=30, init=init, seed=4,
                      callback=lambda p: histories.append(p.loss))
     assert result.iterations == 30 and len(histories) == 30
 
-    layers = truncate("vgg19", m["taps"])
-    module = VGGFeatures(layers, load_weights("original", "vgg19", layers), "max", m["taps"])
+    layers = truncate("vgg19", list(m.taps))
+    module = VGGFeatures(layers, load_weights("original", "vgg19", layers), "max", list(m.taps))
     style_resized = resize(style.astype(np.float32), (80, 64))  # long side = content's, as stylize does
-    obj = TorchObjective(module, to_nchw(content), [to_nchw(style_resized)], m["default_content_layer"],
-                         m["default_style_layers"], alpha, beta)
+    obj = TorchObjective(module, to_nchw(content), [to_nchw(style_resized)], m.default_content_layer,
+                         list(m.default_style_layers), alpha, beta)
     from nst.engine.stylize import make_init
 
     x0 = to_nchw(make_init(init, content, 4))

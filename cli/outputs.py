@@ -1,0 +1,63 @@
+"""What nst-run writes besides the image: the checks before long work, intermediate frames, the JSON log."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..engine.files import atomic_json
+from ..engine.options import StylizeOptions
+
+
+def check_writable(path: Path) -> str | None:
+    """Create `path`'s parent directory if needed and prove it is writable, before any long work. Returns the problem
+    as a phrase, or None."""
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".nst-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"cannot write to {parent}/ ({e.strerror or e}); choose another path"
+    if path.is_dir():
+        return f"{path} is a directory; give a file name such as {path}/out.png"
+    return None
+
+
+def frame_path(out: Path, iteration: int, stage: int | None = None) -> Path:
+    """Intermediate images sit beside OUT: out.png -> out.iter0050.png (out.s2.iter0050.png for stage 2 of several)."""
+    tag = f".s{stage}" if stage is not None else ""
+    return out.with_name(f"{out.stem}{tag}.iter{iteration:04d}{out.suffix}")
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/Infinity: write null for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def run_record(options: StylizeOptions, content: Path, styles: list[Path], model: Any, plan: Any) -> dict:
+    """The facts of a run known before it starts: options as asked (asdict), what they resolved to, the model."""
+    resolved = {} if plan is None else {
+        "content_layer": plan.content_layer, "style_layers": list(plan.style_layers),
+        "style_layer_weights": list(plan.style_layer_weights), "style_blend": list(plan.style_blend),
+        "content_weight": plan.content_weight, "style_weight": plan.style_weight,
+        "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in plan.stages]}
+    m = model.manifest
+    return {"options": {"content": str(content), "styles": [str(p) for p in styles], **dataclasses.asdict(options)},
+            "resolved": resolved, "provider": model.provider, "size": list(plan.size) if plan else None,
+            "model": {"id": m.id, "path": str(model.path), "arch": m.arch, "weights": m.weights_source}}
+
+
+def write_log(path: Path | None, record: dict) -> None:
+    if path is not None:
+        atomic_json(finite_or_none(record), path)

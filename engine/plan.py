@@ -1,0 +1,131 @@
+"""Run planning: what the user asked for (options, image shapes) -> what the engine will run (a Plan), or a typed
+error saying why not and what would work. Pure: no images, no onnxruntime; stylize() and the CLI both call it."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import memory
+from .errors import LayerError, MemoryEstimateError, SizeError
+from .images import fit_long_side
+from .manifest import Manifest
+from .options import OptionError, StylizeOptions
+
+HW = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int  # 1-based
+    size: HW  # (h, w) of the content and the image being optimised
+    style_sizes: tuple[HW, ...]  # (h, w) of each style image at this stage
+    iterations: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    options: StylizeOptions  # as asked
+    content_layer: str  # resolved against the model's defaults
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]  # lambda_l, summing to 1
+    style_blend: tuple[float, ...]  # per style image, summing to 1
+    content_weight: float  # alpha
+    style_weight: float  # beta
+    stages: tuple[Stage, ...]
+    memory_bytes: int  # estimated peak (the largest stage)
+
+    @property
+    def size(self) -> HW:
+        return self.stages[-1].size
+
+
+def _normalise(name: str, values: Sequence[float] | None, n: int, counted: str) -> tuple[float, ...]:
+    """Equal weights by default; given ones must number n and are scaled to sum 1. counted: 'values for N things'."""
+    if values is None:
+        return (1.0 / n,) * n
+    if len(values) != n:
+        raise OptionError(name, f"has {len(values)} {counted.format(n=n)}")
+    return tuple(v / sum(values) for v in values)
+
+
+def smallest_size(content_hw: HW, min_side: int) -> int:
+    """The smallest long side whose rounded short side reaches min_side (resizing as the run does)."""
+    size = math.ceil(min_side * max(content_hw) / min(content_hw))
+    while size > 1 and min(fit_long_side(*content_hw, size - 1)) >= min_side:
+        size -= 1
+    return size
+
+
+def style_size(style_hw: HW, content_size: HW, style_scale: float) -> HW:
+    """A style image is resized so that its long side is the content's working long side x style_scale."""
+    return fit_long_side(*style_hw, max(1, round(max(content_size) * style_scale)))
+
+
+def _layers(manifest: Manifest, options: StylizeOptions) -> tuple[str, tuple[str, ...]]:
+    content_layer = options.content_layer or manifest.default_content_layer
+    style_layers = tuple(options.style_layers or manifest.default_style_layers)
+    for layer in (content_layer, *style_layers):
+        if layer not in manifest.taps:
+            raise LayerError(f"layer {layer!r} is not exported by this model; its layers are "
+                             f"{', '.join(manifest.taps)} (choose one of them, or re-export with nst-export "
+                             f"--extra-layers {layer})")
+    return content_layer, style_layers
+
+
+def _check_sizes(manifest: Manifest, content_hw: HW, size: HW, style_sizes: Sequence[HW],
+                 style_names: Sequence[str]) -> None:
+    m, deepest = manifest.min_size, manifest.layers[-1].name
+    if min(size) < m:
+        smallest = smallest_size(content_hw, m)
+        raise SizeError(f"working size {size[1]}x{size[0]} px is too small for layer {deepest} of this model (it "
+                        f"needs >= {m} px on the short side); use --size {smallest} or more", smallest)
+    for name, (sh, sw) in zip(style_names, style_sizes):
+        if min(sh, sw) < m:
+            raise SizeError(f"{name} becomes {sw}x{sh} px at this --size and --style-scale, too small for layer "
+                            f"{deepest} (>= {m} px on the short side); raise --style-scale or --size, or crop the "
+                            "style image to a less elongated shape")
+
+
+def _check_memory(manifest: Manifest, content_hw: HW, size: HW, options: StylizeOptions, weights_bytes: int,
+                  available: int) -> int:
+    low, maxcor = options.low_memory, options.maxcor
+    need = memory.estimate_bytes(manifest, *size, maxcor, weights_bytes, low)
+    if need <= available:
+        return need
+    fits = memory.largest_fitting_long_side(manifest, content_hw, maxcor, available, weights_bytes, low)
+    if fits >= 16 and min(fit_long_side(*content_hw, fits)) >= manifest.min_size:
+        hint = f"try --size {fits}"
+        if not low and memory.estimate_bytes(manifest, *size, maxcor, weights_bytes, True) <= available:
+            hint += " or --low-memory (slower, fits this size)"
+    else:
+        fits, hint = 0, "no working size fits; free some memory or run on a machine with more"
+    raise MemoryEstimateError(f"{size[1]}x{size[0]} px needs about {need / 2**30:.1f} GiB but "
+                              f"{available / 2**30:.1f} GiB is available; {hint}", fits)
+
+
+def plan_run(manifest: Manifest, content_hw: HW, style_hws: Sequence[HW], options: StylizeOptions, *,
+             weights_bytes: int = 0, available: int | None = None, style_names: Sequence[str] | None = None) -> Plan:
+    """Resolve layers and weights against the model, size the stages, estimate memory.
+
+    content_hw / style_hws: the images' sizes as loaded. available: bytes of free memory to check the estimate
+    against (None: no check; the CLI passes memory.available_bytes() on the CPU provider). Raises OptionError
+    (bad option combination), LayerError, SizeError or MemoryEstimateError."""
+    if not style_hws:
+        raise OptionError("styles", "must name at least one style image")
+    content_layer, style_layers = _layers(manifest, options)
+    lam = _normalise("style_layer_weights", options.style_layer_weights, len(style_layers), "values for {n} style layers")
+    blend = _normalise("style_blend", options.style_blend, len(style_hws), "weights for {n} style image(s)")
+    size = fit_long_side(*content_hw, options.size)
+    style_sizes = tuple(style_size(hw, size, options.style_scale) for hw in style_hws)
+    names = style_names or [f"style image {i + 1}" for i in range(len(style_hws))]
+    _check_sizes(manifest, content_hw, size, style_sizes, names)
+    if available is not None:
+        need = _check_memory(manifest, content_hw, size, options, weights_bytes, available)
+    else:
+        need = memory.estimate_bytes(manifest, *size, options.maxcor, weights_bytes, options.low_memory)
+    stages = (Stage(1, size, style_sizes, options.iterations),)
+    return Plan(options, content_layer, style_layers, lam, blend,
+                manifest.content_weight if options.content_weight is None else options.content_weight,
+                manifest.style_weight if options.style_weight is None else options.style_weight,
+                stages, need)
