@@ -58,8 +58,7 @@ def engine_split(model, size):
 def torch_cuda(model_dir, size):
     import torch
 
-    sys.path.insert(0, "tests")
-    from torch_reference import content_t, style_t, gram_t
+    from nst.export.reference import content_t, style_t, gram_t
     from nst.export.arch import truncate
     from nst.export.torch_vgg import VGGFeatures
     from nst.export.weights import load_weights

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch", reason="parity needs the torch reference (the export extra)")
 from conftest import synthetic_image  # noqa: E402
-from torch_reference import TorchObjective, reference_stylize, to_nchw  # noqa: E402
+from nst.export.reference import TorchObjective, reference_stylize, to_nchw  # noqa: E402
 
 from nst.engine import load_model, stylize  # noqa: E402
 from nst.engine.images import resize  # noqa: E402

@@ -1,15 +1,14 @@
 """The torch reference: the same J as the engine, differentiated by autograd on the same weights, driven by the same
-scipy L-BFGS-B call. Used by the parity tests and by bench/."""
+scipy L-BFGS-B call. The oracle of the parity tests, and the baseline of bench/ and scripts/gpu_check.py."""
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 from scipy.optimize import Bounds, minimize
 
-from nst.export.torch_vgg import VGGFeatures
+from .torch_vgg import VGGFeatures
 
 
 def gram_t(a: torch.Tensor) -> torch.Tensor:
@@ -84,4 +83,4 @@ def to_nchw(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-__all__ = ["TorchObjective", "reference_stylize", "to_nchw", "gram_t", "content_t", "style_t", "tv_t", "math"]
+__all__ = ["TorchObjective", "reference_stylize", "to_nchw", "gram_t", "content_t", "style_t", "tv_t"]
