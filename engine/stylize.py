@@ -102,14 +102,28 @@ def resolve_options(options: StylizeOptions | None, overrides: dict[str, Any]) -
     return dataclasses.replace(options or StylizeOptions(), **overrides), init_image
 
 
+def _targets(model: Model, plan: Plan, stage: Stage, styles: Sequence[np.ndarray],
+             cache: dict | None) -> dict[str, np.ndarray]:
+    """The stage's style Grams; with a cache (a dict the caller keeps), runs that share styles, sizes, layers and
+    blend (e.g. the cells of an alpha/beta sweep) compute them once."""
+    key = (tuple(id(s) for s in styles), stage.style_sizes, plan.style_layers, plan.style_blend)
+    if cache is not None and key in cache:
+        return cache[key]
+    styles_nchw = [to_nchw(resize(np.asarray(s, np.float32), hw)) for s, hw in zip(styles, stage.style_sizes)]
+    grams = style_targets(model, styles_nchw, plan.style_blend, plan.style_layers)
+    if cache is not None:
+        cache[key] = grams
+    return grams
+
+
 def _run_stage(model: Model, plan: Plan, stage: Stage, content: np.ndarray, styles: Sequence[np.ndarray],
-               x0: np.ndarray, callback: Callable[[Progress], None] | None) -> tuple[Optimised, float]:
+               x0: np.ndarray, callback: Callable[[Progress], None] | None,
+               cache: dict | None = None) -> tuple[Optimised, float]:
     t0 = time.perf_counter()
     weights = LossWeights(plan.content_layer, plan.style_layers, plan.style_layer_weights, plan.content_weight,
                           plan.style_weight, plan.options.tv_weight)
-    styles_nchw = [to_nchw(resize(np.asarray(s, np.float32), hw)) for s, hw in zip(styles, stage.style_sizes)]
     with _blas_threads(model):
-        grams = style_targets(model, styles_nchw, plan.style_blend, plan.style_layers)
+        grams = _targets(model, plan, stage, styles, cache)
         objective = Objective(model, to_nchw(resize(content, stage.size)), grams, weights)
     setup = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -125,13 +139,14 @@ def _run_stage(model: Model, plan: Plan, stage: Stage, content: np.ndarray, styl
 
 def stylize(model: Model, content: np.ndarray, styles: Sequence[np.ndarray], options: StylizeOptions | None = None,
             *, callback: Callable[[Progress], None] | None = None, init_image: np.ndarray | None = None,
-            plan: Plan | None = None, **overrides: Any) -> StylizeResult:
+            plan: Plan | None = None, target_cache: dict | None = None, **overrides: Any) -> StylizeResult:
     """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]).
 
     content: (H, W, 3) float32 RGB in [0, 1], any size (resized so its long side is options.size); styles: any sizes
     (resized so their long side is the content's working long side x style_scale). Options may also be given as
     keywords (stylize(model, c, [s], iterations=100)); weights default to the model's manifest. init_image: the start
-    image when options.init names one. The callback gets a Progress after every iteration and may raise
+    image when options.init names one. target_cache: a dict kept across calls on the same style arrays, so their
+    Grams are computed once (see _targets). The callback gets a Progress after every iteration and may raise
     StopIteration to stop cleanly (the result then has stopped=True)."""
     options, array_init = resolve_options(options, dict(overrides))
     init_image = array_init if array_init is not None else init_image
@@ -142,7 +157,7 @@ def stylize(model: Model, content: np.ndarray, styles: Sequence[np.ndarray], opt
         plan = plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], options)
     stage = plan.stages[0]
     x0 = make_init(options.init, resize(content, stage.size), options.seed, init_image)
-    run, setup = _run_stage(model, plan, stage, content, styles, x0, callback)
+    run, setup = _run_stage(model, plan, stage, content, styles, x0, callback, target_cache)
     history = [{"stage": stage.index, **h} for h in run.history]
     return StylizeResult(image=run.image, loss=run.loss, terms=run.terms, history=history, iterations=run.iterations,
                          evaluations=run.evaluations, success=run.status in (0, 1) and not run.stopped,
