@@ -13,34 +13,18 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..engine.options import Device, OptionError, StylizeOptions, init_is_image
-from .common import FAILURE, INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say, split_names
+from ..engine.options import OptionError, StylizeOptions, init_is_image
+from .common import INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say
+from .options_cli import option_error, stylize_options
 from .outputs import check_writable, frame_path, run_record, write_log
 from .progress import ProgressBar
 
 PROG = "nst-run"
 DEFAULT_MODEL = Path("models/vgg19")
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
-D = StylizeOptions  # defaults and help come from the options dataclass: written once, there
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 __all__ = ["app", "frame_path", "main"]
-
-
-def floats(option: str, values: list[str] | None) -> tuple[float, ...] | None:
-    """'0.7,0.3' or '0.7 0.3' (or the option repeated) -> (0.7, 0.3); exit 2 on a non-number."""
-    names = split_names(values)
-    if names is None:
-        return None
-    try:
-        return tuple(float(v) for v in names)
-    except ValueError:
-        raise fail(PROG, f"{option} takes numbers, got {' '.join(names)!r}", USAGE_ERROR) from None
-
-
-def option_error(e: OptionError) -> typer.Exit:
-    """An OptionError names the field; on this command line it is --field-name (exit 2)."""
-    return fail(PROG, f"--{e.option.replace('_', '-')} {e.problem}", USAGE_ERROR)
 
 
 def check_command_line(out: Path, log_json: Path | None, options: StylizeOptions) -> None:
@@ -84,7 +68,7 @@ def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Pat
                         available=memory.available_bytes() if on_cpu else None,
                         style_names=[f"style image {p}" for p in style_paths])
     except OptionError as e:
-        raise option_error(e) from None
+        raise option_error(PROG, e) from None
     except NSTError as e:
         raise fail(PROG, str(e)) from None
 
@@ -132,46 +116,25 @@ def write_result(result: Any, out: Path, log_json: Path | None, record: dict) ->
                     "message says otherwise), 2 bad command line, 130 Ctrl-C (the best image so far is written).",
              cls=one_line_command(PROG))
 @guard(PROG, "interrupted before the optimisation started; nothing was written")
+@stylize_options(PROG)
 def run(
     images: Annotated[list[Path], typer.Argument(help="CONTENT STYLE [STYLE ...]", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help=(
         "Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing file "
         "is replaced only by a complete new image."))] = Path("out.png"),
     model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
-    size: Annotated[int, typer.Option(help=D.help("size"))] = D.size,
-    iterations: Annotated[int, typer.Option(help=D.help("iterations"))] = D.iterations,
-    content_weight: Annotated[Optional[float], typer.Option(help=D.help("content_weight"))] = D.content_weight,
-    style_weight: Annotated[Optional[float], typer.Option(help=D.help("style_weight"))] = D.style_weight,
-    style_layer_weights: Annotated[Optional[list[str]], typer.Option(help=D.help("style_layer_weights"))] = None,
-    content_layer: Annotated[Optional[str], typer.Option(help=D.help("content_layer"))] = D.content_layer,
-    style_layers: Annotated[Optional[list[str]], typer.Option(help=D.help("style_layers"))] = None,
-    style_blend: Annotated[Optional[list[str]], typer.Option(help=D.help("style_blend"))] = None,
-    style_scale: Annotated[float, typer.Option(help=D.help("style_scale"))] = D.style_scale,
-    tv_weight: Annotated[float, typer.Option(help=D.help("tv_weight"))] = D.tv_weight,
-    init: Annotated[str, typer.Option(help=D.help("init"))] = D.init,
-    seed: Annotated[int, typer.Option(help=D.help("seed"))] = D.seed,
-    device: Annotated[Device, typer.Option(help=D.help("device"))] = D.device,
-    maxcor: Annotated[int, typer.Option(help=D.help("maxcor"))] = D.maxcor,
-    low_memory: Annotated[bool, typer.Option("--low-memory", help=D.help("low_memory"))] = D.low_memory,
     save_every: Annotated[int, typer.Option(min=0, help="Write the current image every N iterations beside OUT "
                                                         "(0: never).")] = 0,
     log_json: Annotated[Optional[Path], typer.Option(help="Write the loss history and run facts as JSON.")] = None,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images with more pixels (decompression-bomb "
                                                         "guard).")] = DEFAULT_MAX_PIXELS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    *,
+    options: StylizeOptions,
 ) -> None:
     if len(images) < 2:
         raise fail(PROG, "give a content image and at least one style image: nst-run CONTENT STYLE [STYLE ...]",
                    USAGE_ERROR)
-    try:
-        options = StylizeOptions(
-            size=size, iterations=iterations, content_weight=content_weight, style_weight=style_weight,
-            content_layer=content_layer, style_layers=_tuple(split_names(style_layers)),
-            style_layer_weights=floats("--style-layer-weights", style_layer_weights),
-            style_blend=floats("--style-blend", style_blend), style_scale=style_scale, tv_weight=tv_weight,
-            init=init, seed=seed, maxcor=maxcor, device=device, low_memory=low_memory)
-    except OptionError as e:
-        raise option_error(e) from None
     check_command_line(out, log_json, options)
 
     t_setup = time.perf_counter()
@@ -191,10 +154,6 @@ def run(
         typer.echo(f"J={result.loss:.5g} (content {result.terms['content']:.4g}, style {result.terms['style']:.4g}, "
                    f"tv {result.terms['tv']:.3g}) after {result.iterations} iterations, {result.evaluations} "
                    f"evaluations, {result.seconds:.1f} s on {result.provider} -> {out}{note}")
-
-
-def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
 
 
 def stylize_with_progress(model: Any, content: Any, styles: list[Any], init_image: Any, plan: Any, out: Path,

@@ -1,0 +1,86 @@
+"""nst-run's (and nst-batch's) stylize options, generated from the StylizeOptions dataclass: one typer option per
+field, with the field's default and help. A new field appears on every command that uses the decorator; no default
+or help text is written twice.
+
+    @app.command()
+    @stylize_options(PROG)
+    def run(images: ..., *, options: StylizeOptions) -> None: ...
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, Optional, get_args, get_origin
+
+import typer
+
+from ..engine.options import OptionError, StylizeOptions
+from .common import USAGE_ERROR, fail, split_names
+
+_HINTS = typing.get_type_hints(StylizeOptions)
+
+
+def _tuple_element(hint: Any) -> Any:
+    """float for `tuple[float, ...] | None`, str for `tuple[str, ...] | None`, else None."""
+    return next((get_args(a)[0] for a in get_args(hint) if get_origin(a) is tuple), None)
+
+
+def _cli_type(hint: Any) -> Any:
+    """The type typer parses for a field: lists arrive as strings ('0.7,0.3' or repeated options) and are split here."""
+    if _tuple_element(hint) is not None:
+        return Optional[list[str]]
+    return hint
+
+
+def _parameter(f: dataclasses.Field) -> inspect.Parameter:
+    flag = "--" + f.name.replace("_", "-")
+    decls = [flag] if _HINTS[f.name] is bool else []  # a plain flag, not --x/--no-x
+    option = typer.Option(*decls, help=f.metadata["help"], show_default=f.default is not None)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                             annotation=Annotated[_cli_type(_HINTS[f.name]), option])
+
+
+def _convert(prog: str, name: str, value: Any) -> Any:
+    """Command-line strings -> the field's tuple of names or numbers; exit 2 on a non-number."""
+    element = _tuple_element(_HINTS[name])
+    names = split_names(value) if element is not None else None
+    if names is None:
+        return value if element is None else None
+    try:
+        return tuple(element(v) for v in names)
+    except ValueError:
+        raise fail(prog, f"--{name.replace('_', '-')} takes numbers, got {' '.join(names)!r}", USAGE_ERROR) from None
+
+
+def option_error(prog: str, e: OptionError) -> typer.Exit:
+    """An OptionError names the field; on the command line it is --field-name (exit 2)."""
+    return fail(prog, f"--{e.option.replace('_', '-')} {e.problem}", USAGE_ERROR)
+
+
+def stylize_options(prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every StylizeOptions field as an option; it receives them as one `options` keyword."""
+    fields = dataclasses.fields(StylizeOptions)
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # the command's own options, help text included
+        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "options"]
+        params = own + [_parameter(f) for f in fields]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {f.name: _convert(prog, f.name, kwargs.pop(f.name)) for f in fields}
+            try:
+                options = StylizeOptions(**values)
+            except OptionError as e:
+                raise option_error(prog, e) from None
+            return func(*args, options=options, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
