@@ -4,12 +4,14 @@ Every failure ends with exactly one line `PROG: error: ...` on stderr and exit c
 is wrong, 130 after Ctrl-C); no traceback. `OneLineCommand` does this for click's own parsing errors (unknown option,
 bad integer, missing argument), `guard` for what escapes a command's body (Ctrl-C outside the optimisation, running
 out of memory, an unexpected bug: set NST_DEBUG=1 to see its traceback)."""
+
 from __future__ import annotations
 
 import functools
 import os
 import re
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -18,7 +20,7 @@ from typer.core import TyperCommand
 try:  # newer typer vendors click
     from typer._click.exceptions import ClickException as _ClickException
 except ImportError:  # pragma: no cover - typer on click
-    from click.exceptions import ClickException as _ClickException
+    from click.exceptions import ClickException as _ClickException  # type: ignore[assignment]
 _Abort = typer.Abort
 
 USAGE_ERROR = 2  # like click: the command line itself is wrong
@@ -49,8 +51,10 @@ def split_names(values: list[str] | None) -> list[str] | None:
     return [n for v in values for n in v.replace(",", " ").split()]
 
 
-_NOT_ONE_OF = re.compile(r"Invalid value for '(?P<opt>[^']+)': (?:Value error, )?(?P<val>'[^']*') is not one of "
-                         r"(?P<choices>.+?)\.?$")
+_NOT_ONE_OF = re.compile(
+    r"Invalid value for '(?P<opt>[^']+)': (?:Value error, )?(?P<val>'[^']*') is not one of "
+    r"(?P<choices>.+?)\.?$"
+)
 
 
 def click_message(e: Any) -> str:
@@ -68,11 +72,25 @@ def one_line_command(prog: str) -> type[TyperCommand]:
     block. Use as `app.command(cls=one_line_command(PROG))`."""
 
     class OneLineCommand(TyperCommand):
-        def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        def main(
+            self,
+            args: Sequence[str] | None = None,
+            prog_name: str | None = None,
+            complete_var: str | None = None,
+            standalone_mode: bool = True,
+            windows_expand_args: bool = True,
+            **extra: Any,
+        ) -> Any:
             _reported[0] = False
             try:
-                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
-                                  **extra)
+                rv = super().main(
+                    args=args,
+                    prog_name=prog_name,
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    windows_expand_args=windows_expand_args,
+                    **extra,
+                )
                 code = rv if isinstance(rv, int) else 0  # non-standalone: an Exit's code comes back as the value
             except _ClickException as e:
                 fail(prog, f"{click_message(e)} (see {prog} --help)", e.exit_code)
@@ -106,8 +124,11 @@ def guard(prog: str, interrupted: str = "interrupted; nothing was written"):
             except Exception as e:
                 if os.environ.get("NST_DEBUG"):
                     raise
-                raise fail(prog, f"unexpected {type(e).__name__}: {e} (this is a bug; please report it; "
-                                 "NST_DEBUG=1 shows the traceback)") from None
+                raise fail(
+                    prog,
+                    f"unexpected {type(e).__name__}: {e} (this is a bug; please report it; "
+                    "NST_DEBUG=1 shows the traceback)",
+                ) from None
 
         return wrapper
 

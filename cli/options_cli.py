@@ -6,6 +6,7 @@ or help text is written twice.
     @stylize_options(PROG)
     def run(images: ..., *, options: StylizeOptions) -> None: ...
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,12 @@ def _parameter(f: dataclasses.Field) -> inspect.Parameter:
     flag = "--" + f.name.replace("_", "-")
     decls = [flag] if _HINTS[f.name] is bool else []  # a plain flag, not --x/--no-x
     option = typer.Option(*decls, help=f.metadata["help"], show_default=f.default is not None)
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                             annotation=Annotated[_cli_type(_HINTS[f.name]), option])
+    return inspect.Parameter(
+        f.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=f.default,
+        annotation=Annotated[_cli_type(_HINTS[f.name]), option],
+    )
 
 
 def _convert(prog: str, name: str, value: Any) -> Any:

@@ -1,4 +1,5 @@
 """What nst-run writes besides the image: the checks before long work, intermediate frames, the JSON log."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,15 +48,27 @@ def finite_or_none(value: Any) -> Any:
 
 def run_record(options: StylizeOptions, content: Path, styles: list[Path], model: Any, plan: Any) -> dict:
     """The facts of a run known before it starts: options as asked (asdict), what they resolved to, the model."""
-    resolved = {} if plan is None else {
-        "content_layer": plan.content_layer, "style_layers": list(plan.style_layers),
-        "style_layer_weights": list(plan.style_layer_weights), "style_blend": list(plan.style_blend),
-        "content_weight": plan.content_weight, "style_weight": plan.style_weight,
-        "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in plan.stages]}
+    resolved = (
+        {}
+        if plan is None
+        else {
+            "content_layer": plan.content_layer,
+            "style_layers": list(plan.style_layers),
+            "style_layer_weights": list(plan.style_layer_weights),
+            "style_blend": list(plan.style_blend),
+            "content_weight": plan.content_weight,
+            "style_weight": plan.style_weight,
+            "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in plan.stages],
+        }
+    )
     m = model.manifest
-    return {"options": {"content": str(content), "styles": [str(p) for p in styles], **dataclasses.asdict(options)},
-            "resolved": resolved, "provider": model.provider, "size": list(plan.size) if plan else None,
-            "model": {"id": m.id, "path": str(model.path), "arch": m.arch, "weights": m.weights_source}}
+    return {
+        "options": {"content": str(content), "styles": [str(p) for p in styles], **dataclasses.asdict(options)},
+        "resolved": resolved,
+        "provider": model.provider,
+        "size": list(plan.size) if plan else None,
+        "model": {"id": m.id, "path": str(model.path), "arch": m.arch, "weights": m.weights_source},
+    }
 
 
 def write_log(path: Path | None, record: dict) -> None:

@@ -1,4 +1,5 @@
 """One rich progress bar for the engine's Progress callbacks (nst-run, and the per-cell views of nst-inspect)."""
+
 from __future__ import annotations
 
 import math
@@ -13,11 +14,18 @@ class ProgressBar:
 
     def __init__(self, label: str):
         self.bar = RichProgress(
-            TextColumn(f"[bold]{label}"), TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn(f"[bold]{label}"),
+            TextColumn("{task.fields[stage]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("J {task.fields[loss]:.4g}  aJc {task.fields[content]:.3g}  bJs {task.fields[style]:.3g}"),
-            TextColumn("{task.fields[rate]:.2f} it/s"), TimeRemainingColumn(), transient=False)
-        self.task = self.bar.add_task("run", total=None, loss=math.nan, content=math.nan, style=math.nan, rate=0.0,
-                                      stage="")
+            TextColumn("{task.fields[rate]:.2f} it/s"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.bar.add_task(
+            "run", total=None, loss=math.nan, content=math.nan, style=math.nan, rate=0.0, stage=""
+        )
 
     def __enter__(self) -> ProgressBar:
         self.bar.start()
@@ -28,5 +36,13 @@ class ProgressBar:
 
     def update(self, p: Any) -> None:
         stage = f"stage {p.stage}/{p.stages} · {max(p.size)} px" if p.stages > 1 else ""
-        self.bar.update(self.task, total=p.iterations, completed=p.iteration, loss=p.loss, content=p.content,
-                        style=p.style, rate=p.iteration / max(p.elapsed, 1e-9), stage=stage)
+        self.bar.update(
+            self.task,
+            total=p.iterations,
+            completed=p.iteration,
+            loss=p.loss,
+            content=p.content,
+            style=p.style,
+            rate=p.iteration / max(p.elapsed, 1e-9),
+            stage=stage,
+        )

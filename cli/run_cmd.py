@@ -3,6 +3,7 @@
 run() reads top to bottom: parse the command line into StylizeOptions -> load the model and images -> plan ->
 stylize (with a progress bar) -> write the image and the log. Each step is a function below; every failure leaves
 through `fail` as one line with its exit code."""
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,9 @@ def check_command_line(out: Path, log_json: Path | None, options: StylizeOptions
     except NSTError as e:
         raise fail(PROG, str(e), USAGE_ERROR) from None
     if init_is_image(options.init) and not Path(options.init).exists():
-        raise fail(PROG, f"--init {options.init!r} is neither content, noise, mix:R nor an existing image file",
-                   USAGE_ERROR)
+        raise fail(
+            PROG, f"--init {options.init!r} is neither content, noise, mix:R nor an existing image file", USAGE_ERROR
+        )
     for path in (out, log_json):
         problem = path is not None and check_writable(path)
         if problem:
@@ -63,10 +65,15 @@ def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Pat
 
     on_cpu = model.provider == "CPUExecutionProvider"  # on CUDA the host RAM is not the limit
     try:
-        return plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], options,
-                        weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
-                        available=memory.available_bytes() if on_cpu else None,
-                        style_names=[f"style image {p}" for p in style_paths])
+        return plan_run(
+            model.manifest,
+            content.shape[:2],
+            [s.shape[:2] for s in styles],
+            options,
+            weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
+            available=memory.available_bytes() if on_cpu else None,
+            style_names=[f"style image {p}" for p in style_paths],
+        )
     except OptionError as e:
         raise option_error(PROG, e) from None
     except NSTError as e:
@@ -81,17 +88,30 @@ def report_failure(error: Exception, out: Path, log_json: Path | None, record: d
         try:
             if error.image is not None:
                 save_image(error.image, out)
-            write_log(log_json, {**record, "history": error.history, "iterations": len(error.history),
-                                 "error": str(error), "interrupted": False})
+            write_log(
+                log_json,
+                {
+                    **record,
+                    "history": error.history,
+                    "iterations": len(error.history),
+                    "error": str(error),
+                    "interrupted": False,
+                },
+            )
         except OSError as e:
             return fail(PROG, f"{error}; and writing {out} failed too ({e.strerror or e})")
-        kept = f"the best finite image so far was written to {out}" if error.image is not None else "nothing was written"
+        kept = (
+            f"the best finite image so far was written to {out}" if error.image is not None else "nothing was written"
+        )
         return fail(PROG, f"{error}; {kept}")
     if isinstance(error, ValueError):
         return fail(PROG, str(error), USAGE_ERROR)
     assert isinstance(error, OSError)  # an intermediate frame could not be written
-    return fail(PROG, f"cannot write an intermediate image beside {out} ({error.strerror or error}); check the free "
-                      "space and permissions, or drop --save-every")
+    return fail(
+        PROG,
+        f"cannot write an intermediate image beside {out} ({error.strerror or error}); check the free "
+        "space and permissions, or drop --save-every",
+    )
 
 
 def write_result(result: Any, out: Path, log_json: Path | None, record: dict) -> None:
@@ -99,42 +119,65 @@ def write_result(result: Any, out: Path, log_json: Path | None, record: dict) ->
 
     if result.interrupted and not math.isfinite(result.loss):
         raise fail(PROG, "interrupted before the first evaluation finished; nothing was written", INTERRUPTED)
-    facts = {"history": result.history, "evaluations": result.evaluations, "iterations": result.iterations,
-             "loss": result.loss, "terms": result.terms, "seconds": result.seconds, "message": result.message,
-             "interrupted": result.interrupted}
-    for target, write in ((out, lambda: save_image(result.image, out)),
-                          (log_json, lambda: write_log(log_json, {**record, **facts}))):
+    facts = {
+        "history": result.history,
+        "evaluations": result.evaluations,
+        "iterations": result.iterations,
+        "loss": result.loss,
+        "terms": result.terms,
+        "seconds": result.seconds,
+        "message": result.message,
+        "interrupted": result.interrupted,
+    }
+    for target, write in (
+        (out, lambda: save_image(result.image, out)),
+        (log_json, lambda: write_log(log_json, {**record, **facts})),
+    ):
         try:
             write()
         except OSError as e:
-            raise fail(PROG, f"cannot write {target} ({e.strerror or e}); check the free space and permissions") \
-                from None
+            raise fail(
+                PROG, f"cannot write {target} ({e.strerror or e}); check the free space and permissions"
+            ) from None
 
 
-@app.command(help="Stylize CONTENT with STYLE images (Gatys et al.) and write the result to -o OUT.",
-             epilog="Exit codes: 0 done, 1 failed (one 'nst-run: error:' line on stderr; OUT untouched unless the "
-                    "message says otherwise), 2 bad command line, 130 Ctrl-C (the best image so far is written).",
-             cls=one_line_command(PROG))
+@app.command(
+    help="Stylize CONTENT with STYLE images (Gatys et al.) and write the result to -o OUT.",
+    epilog="Exit codes: 0 done, 1 failed (one 'nst-run: error:' line on stderr; OUT untouched unless the "
+    "message says otherwise), 2 bad command line, 130 Ctrl-C (the best image so far is written).",
+    cls=one_line_command(PROG),
+)
 @guard(PROG, "interrupted before the optimisation started; nothing was written")
 @stylize_options(PROG)
 def run(
     images: Annotated[list[Path], typer.Argument(help="CONTENT STYLE [STYLE ...]", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing file "
-        "is replaced only by a complete new image."))] = Path("out.png"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help=(
+                "Output image (.png .jpg .jpeg .webp .tif .tiff); missing parent directories are created. An existing "
+                "file is replaced only by a complete new image."
+            ),
+        ),
+    ] = Path("out.png"),
     model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
-    save_every: Annotated[int, typer.Option(min=0, help="Write the current image every N iterations beside OUT "
-                                                        "(0: never).")] = 0,
+    save_every: Annotated[
+        int, typer.Option(min=0, help="Write the current image every N iterations beside OUT (0: never).")
+    ] = 0,
     log_json: Annotated[Optional[Path], typer.Option(help="Write the loss history and run facts as JSON.")] = None,
-    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images with more pixels (decompression-bomb "
-                                                        "guard).")] = DEFAULT_MAX_PIXELS,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Refuse input images with more pixels (decompression-bomb guard).")
+    ] = DEFAULT_MAX_PIXELS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     *,
     options: StylizeOptions,
 ) -> None:
     if len(images) < 2:
-        raise fail(PROG, "give a content image and at least one style image: nst-run CONTENT STYLE [STYLE ...]",
-                   USAGE_ERROR)
+        raise fail(
+            PROG, "give a content image and at least one style image: nst-run CONTENT STYLE [STYLE ...]", USAGE_ERROR
+        )
     check_command_line(out, log_json, options)
 
     t_setup = time.perf_counter()
@@ -151,13 +194,16 @@ def run(
         raise typer.Exit(INTERRUPTED)
     if not quiet:
         note = "" if result.success else f" ({result.message})"
-        typer.echo(f"J={result.loss:.5g} (content {result.terms['content']:.4g}, style {result.terms['style']:.4g}, "
-                   f"tv {result.terms['tv']:.3g}) after {result.iterations} iterations, {result.evaluations} "
-                   f"evaluations, {result.seconds:.1f} s on {result.provider} -> {out}{note}")
+        typer.echo(
+            f"J={result.loss:.5g} (content {result.terms['content']:.4g}, style {result.terms['style']:.4g}, "
+            f"tv {result.terms['tv']:.3g}) after {result.iterations} iterations, {result.evaluations} "
+            f"evaluations, {result.seconds:.1f} s on {result.provider} -> {out}{note}"
+        )
 
 
-def stylize_with_progress(model: Any, content: Any, styles: list[Any], init_image: Any, plan: Any, out: Path,
-                          save_every: int, quiet: bool) -> tuple[Any, Exception | None]:
+def stylize_with_progress(
+    model: Any, content: Any, styles: list[Any], init_image: Any, plan: Any, out: Path, save_every: int, quiet: bool
+) -> tuple[Any, Exception | None]:
     """Run the engine with a progress bar and --save-every frames; (result, None) or (None, the error)."""
     from ..engine import NonFiniteError, save_image, stylize
 
@@ -172,8 +218,9 @@ def stylize_with_progress(model: Any, content: Any, styles: list[Any], init_imag
 
     try:
         with bar if bar is not None else contextlib.nullcontext():
-            return stylize(model, content, styles, plan.options, callback=on_progress, init_image=init_image,
-                           plan=plan), None
+            return stylize(
+                model, content, styles, plan.options, callback=on_progress, init_image=init_image, plan=plan
+            ), None
     except (NonFiniteError, ValueError, OSError) as e:
         return None, e
 

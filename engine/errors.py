@@ -1,5 +1,6 @@
 """Engine exceptions. Each message is one line that names the problem and what to do; options are named as nst-run
 spells them (--size), which is the API's keyword with dashes for underscores."""
+
 from __future__ import annotations
 
 from typing import Any

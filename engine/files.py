@@ -2,6 +2,7 @@
 
 Atomic means a reader sees either the old file or the complete new one: the bytes go to a temporary file in the same
 directory, which is then renamed over the target (rename is atomic within one file system)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,7 @@ from typing import IO, Any
 TMP_SUFFIX = ".tmp"  # temporary files are named .<target>.<random>.tmp: hidden, and recognisable as leftovers
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], mode: int = 0o644) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], mode: int = 0o644) -> Path:
     """Call write(f) on a temporary file beside `path`, then rename it over `path`. On any failure (Ctrl-C included)
     the temporary file is removed and an existing `path` is left as it was."""
     path = Path(path)
@@ -53,7 +54,7 @@ def append_line(path: str | Path, record: dict) -> None:
 
 def read_lines(path: str | Path) -> list[dict]:
     """The complete JSON records of a file written by append_line (a torn last line is ignored)."""
-    records = []
+    records: list[dict] = []
     try:
         text = Path(path).read_text()
     except FileNotFoundError:

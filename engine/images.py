@@ -1,5 +1,6 @@
 """Image files <-> float32 arrays (H, W, 3) RGB in [0, 1]; resizing; atomic writes. Used by the CLI and the API;
 the stylize core itself only sees arrays."""
+
 from __future__ import annotations
 
 import warnings
@@ -58,8 +59,10 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
             with Image.open(path) as img:
                 w, h = img.size
                 if limit is not None and w * h > limit:
-                    raise ImageError(f"image {path} is {w}x{h} = {w * h} pixels, more than --max-pixels {limit} "
-                                     "(a decompression-bomb guard); raise --max-pixels if you trust this file")
+                    raise ImageError(
+                        f"image {path} is {w}x{h} = {w * h} pixels, more than --max-pixels {limit} "
+                        "(a decompression-bomb guard); raise --max-pixels if you trust this file"
+                    )
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 rgb = to_rgb(img)
@@ -73,8 +76,10 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raise ImageError(f"{path} is not an image Pillow can read; give a {SUPPORTED_INPUT} file") from None
     except Exception as e:  # Pillow's errors for truncated or corrupt files are many types (OSError, SyntaxError,
         # EOFError, struct.error, zlib.error, ValueError, ...): any failure to decode is a bad file, not a bug here.
-        raise ImageError(f"cannot read image {path}: it is truncated or corrupt ({' '.join(str(e).split())}); "
-                         "re-save or replace the file") from None
+        raise ImageError(
+            f"cannot read image {path}: it is truncated or corrupt ({' '.join(str(e).split())}); "
+            "re-save or replace the file"
+        ) from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
     return np.asarray(rgb, dtype=np.float32) / 255.0
@@ -90,8 +95,12 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == tuple(size):
         return image
     h, w = size
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
-                        .resize((w, h), Image.Resampling.LANCZOS)) for c in range(3)]
+    chans = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F").resize((w, h), Image.Resampling.LANCZOS)
+        )
+        for c in range(3)
+    ]
     return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
@@ -105,8 +114,10 @@ def check_output_path(path: str | Path) -> str:
     """The PIL format for `path`'s extension, or ImageError naming the supported ones."""
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ImageError(f"unsupported output extension {Path(path).suffix or '(none)'!r} for {path}; "
-                         f"use one of: {', '.join(sorted(FORMATS))}")
+        raise ImageError(
+            f"unsupported output extension {Path(path).suffix or '(none)'!r} for {path}; "
+            f"use one of: {', '.join(sorted(FORMATS))}"
+        )
     return fmt
 
 

@@ -9,6 +9,7 @@ Definitions (the seeds' formulas; A = activations reshaped (nC, nH*nW)):
   tv       TV = (sum (x[i+1,j] - x[i,j])^2 + sum (x[i,j+1] - x[i,j])^2) / (3 H W)   (squared, per pixel-channel)
 Values are returned as Python floats (accumulated in float64); gradients keep the input's dtype.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 The exporter builds a Manifest and writes it with `write_manifest`; the engine reads it with `read_manifest`, which
 also checks every file's sha256. Nothing else opens manifest.json."""
+
 from __future__ import annotations
 
 import json
@@ -90,7 +91,10 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "format_version": self.format_version, "id": self.id, "arch": self.arch,
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "id": self.id,
+            "arch": self.arch,
             "layers": [s.name for s in self.layers],
             "layer_shapes": {s.name: [s.channels, s.scale] for s in self.layers},
             "taps": list(self.taps),
@@ -99,16 +103,26 @@ class Manifest:
             "default_content_layer": self.default_content_layer,
             "default_style_layers": list(self.default_style_layers),
             "pooling": self.pooling,
-            "preprocess": {"name": self.preprocess, "matrix": [list(r) for r in self.preprocess_matrix],
-                           "bias": list(self.preprocess_bias),
-                           "note": "x_net = matrix @ rgb + bias per pixel, rgb in [0, 1]; inside the features graph"},
+            "preprocess": {
+                "name": self.preprocess,
+                "matrix": [list(r) for r in self.preprocess_matrix],
+                "bias": list(self.preprocess_bias),
+                "note": "x_net = matrix @ rgb + bias per pixel, rgb in [0, 1]; inside the features graph",
+            },
             "weights": {"source": self.weights_source, "file": self.weights_origin, "sha256": self.weights_sha256},
             "graphs": {
-                "features": {"file": self.features.file, "sha256": self.features.sha256, "inputs": ["image"],
-                             "outputs": {"taps": list(self.taps), "saved": list(self.saved)}},
-                "gradient": {"file": self.gradient.file, "sha256": self.gradient.sha256,
-                             "inputs": {"grads": dict(self.grad_inputs), "saved": list(self.grad_saved)},
-                             "outputs": ["grad_image"]},
+                "features": {
+                    "file": self.features.file,
+                    "sha256": self.features.sha256,
+                    "inputs": ["image"],
+                    "outputs": {"taps": list(self.taps), "saved": list(self.saved)},
+                },
+                "gradient": {
+                    "file": self.gradient.file,
+                    "sha256": self.gradient.sha256,
+                    "inputs": {"grads": dict(self.grad_inputs), "saved": list(self.grad_saved)},
+                    "outputs": ["grad_image"],
+                },
                 "weights": {"file": self.weights.file, "sha256": self.weights.sha256},
             },
             "dynamic_axes": {"image": {"2": "height", "3": "width"}},
@@ -127,22 +141,30 @@ class Manifest:
         layers = tuple(LayerSpec(str(n), int(shapes[n][0]), int(shapes[n][1])) for n in d["layers"])
         taps = tuple(d["taps"])
         return cls(
-            id=str(d.get("id", "unknown")), arch=str(d["arch"]), layers=layers, taps=taps,
+            id=str(d.get("id", "unknown")),
+            arch=str(d["arch"]),
+            layers=layers,
+            taps=taps,
             saved=tuple(graphs["features"]["outputs"]["saved"]),
             grad_inputs=dict(graphs["gradient"]["inputs"]["grads"]),
             grad_saved=tuple(graphs["gradient"]["inputs"]["saved"]),
             default_content_layer=str(d["default_content_layer"]),
             default_style_layers=tuple(d["default_style_layers"]),
-            content_weight=float(d["defaults"]["content_weight"]), style_weight=float(d["defaults"]["style_weight"]),
-            pooling=str(d["pooling"]), preprocess=str(pre["name"]),
+            content_weight=float(d["defaults"]["content_weight"]),
+            style_weight=float(d["defaults"]["style_weight"]),
+            pooling=str(d["pooling"]),
+            preprocess=str(pre["name"]),
             preprocess_matrix=tuple(tuple(float(v) for v in row) for row in pre["matrix"]),
             preprocess_bias=tuple(float(v) for v in pre["bias"]),
-            weights_source=str(weights["source"]), weights_origin=weights.get("file"),
+            weights_source=str(weights["source"]),
+            weights_origin=weights.get("file"),
             weights_sha256=weights.get("sha256"),
             features=GraphFile(graphs["features"]["file"], graphs["features"]["sha256"]),
             gradient=GraphFile(graphs["gradient"]["file"], graphs["gradient"]["sha256"]),
             weights=GraphFile(graphs["weights"]["file"], graphs["weights"]["sha256"]),
-            opset=int(d["opset"]), exporter=dict(d.get("exporter") or {}), validation=d.get("validation"),
+            opset=int(d["opset"]),
+            exporter=dict(d.get("exporter") or {}),
+            validation=d.get("validation"),
             format_version=int(d["format_version"]),
         )
 
@@ -168,8 +190,10 @@ def _load_json(path: Path) -> dict:
         raise ModelError(f"{mpath} is not an nst model manifest; re-export the model")
     version = data.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelError(f"{mpath} has format version {version!r}, newer than this nst reads ({FORMAT_VERSION}); "
-                         "upgrade nst or re-export with this version")
+        raise ModelError(
+            f"{mpath} has format version {version!r}, newer than this nst reads ({FORMAT_VERSION}); "
+            "upgrade nst or re-export with this version"
+        )
     return data
 
 
@@ -191,6 +215,7 @@ def read_manifest(path: str | Path, check_files: bool = True) -> Manifest:
             if not file.is_file():
                 raise ModelError(f"{file} is missing; re-export the model")
             if sha256_file(file) != graph.sha256:
-                raise ModelError(f"{file} does not match the sha256 in {MANIFEST_FILE} (corrupt or modified); "
-                                 "re-export the model")
+                raise ModelError(
+                    f"{file} does not match the sha256 in {MANIFEST_FILE} (corrupt or modified); re-export the model"
+                )
     return manifest

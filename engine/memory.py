@@ -1,4 +1,5 @@
 """Estimate a run's peak memory from the model and the pixel count, before allocating anything."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ def activations_per_pixel(manifest: Manifest) -> float:
     return sum(layer.channels / (layer.scale * layer.scale) for layer in manifest.layers)
 
 
-def estimate_bytes(manifest: Manifest, height: int, width: int, maxcor: int, weights_bytes: int = 0,
-                   low_memory: bool = False) -> int:
+def estimate_bytes(
+    manifest: Manifest, height: int, width: int, maxcor: int, weights_bytes: int = 0, low_memory: bool = False
+) -> int:
     n = height * width
     acts = (ACTIVATION_FACTOR_LOW_MEMORY if low_memory else ACTIVATION_FACTOR) * activations_per_pixel(manifest) * n
     lbfgs = (2 * maxcor + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
@@ -44,8 +46,14 @@ def available_bytes() -> int | None:
         return None
 
 
-def largest_fitting_long_side(manifest: Manifest, content_hw: tuple[int, int], maxcor: int, budget: int,
-                              weights_bytes: int = 0, low_memory: bool = False) -> int:
+def largest_fitting_long_side(
+    manifest: Manifest,
+    content_hw: tuple[int, int],
+    maxcor: int,
+    budget: int,
+    weights_bytes: int = 0,
+    low_memory: bool = False,
+) -> int:
     """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes, with the content's aspect
     rounded exactly as the run resizes it. Returns 0 when not even 16 px fits."""
 

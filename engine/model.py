@@ -1,4 +1,5 @@
 """An exported model in onnxruntime: features(image) and vjp(image, grads), on CPU or CUDA. No torch here."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,10 @@ from .manifest import Manifest, read_manifest
 
 Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = get_args(Device)
-_ORT_MISSING = ("onnxruntime is not installed: pip install 'nst[cpu]' (or 'nst[gpu]' for CUDA; never both, they "
-                "share one import directory)")
+_ORT_MISSING = (
+    "onnxruntime is not installed: pip install 'nst[cpu]' (or 'nst[gpu]' for CUDA; never both, they "
+    "share one import directory)"
+)
 
 
 def import_ort() -> Any:
@@ -30,8 +33,10 @@ def _providers(ort: Any, device: str) -> list[Any]:
         raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     available = ort.get_available_providers()
     if device == "cuda" and "CUDAExecutionProvider" not in available:
-        raise DeviceError("CUDA was asked for but onnxruntime offers only "
-                          f"{', '.join(available)}; install 'nst[gpu]' (onnxruntime-gpu) or use --device cpu")
+        raise DeviceError(
+            "CUDA was asked for but onnxruntime offers only "
+            f"{', '.join(available)}; install 'nst[gpu]' (onnxruntime-gpu) or use --device cpu"
+        )
     if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -127,8 +132,9 @@ def _session_options(ort: Any, on_cpu: bool, threads: int | None, low_memory: bo
     return opts
 
 
-def load_model(path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False,
-               low_memory: bool = False) -> Model:
+def load_model(
+    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, low_memory: bool = False
+) -> Model:
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
     threads: onnxruntime's intra-op threads on CPU (default: every core this process may use).
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
@@ -148,8 +154,9 @@ def load_model(path: str | Path, device: str = "auto", threads: int | None = Non
             sessions.append(ort.InferenceSession(str(file), opts, providers=providers))
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             detail = " ".join(str(e).split())
-            raise ModelError(f"onnxruntime cannot load {file} or its {manifest.weights.file} "
-                             f"({detail[:400]}); re-export the model") from None
+            raise ModelError(
+                f"onnxruntime cannot load {file} or its {manifest.weights.file} ({detail[:400]}); re-export the model"
+            ) from None
     used = sessions[0].get_providers()[0]
     if device == "cuda" and used != "CUDAExecutionProvider":
         raise DeviceError(f"CUDA was asked for but onnxruntime fell back to {used} (CUDA/cuDNN libraries missing?)")

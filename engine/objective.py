@@ -1,5 +1,6 @@
 """J(G) = alpha J_content + beta sum_l lambda_l J_style^l + tau TV, and its gradient w.r.t. the image pixels:
 NumPy losses give dJ/dF_l at each tap, the model's gradient graph maps them back to dJ/dimage."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,8 +22,9 @@ class LossWeights:
     tv_weight: float  # tau
 
 
-def style_targets(model: Model, styles: Sequence[np.ndarray], blend: Sequence[float], layers: Sequence[str]) \
-        -> dict[str, np.ndarray]:
+def style_targets(
+    model: Model, styles: Sequence[np.ndarray], blend: Sequence[float], layers: Sequence[str]
+) -> dict[str, np.ndarray]:
     """Per layer, the blend-weighted average of the style images' Grams. styles: (1, 3, h, w) float32 each."""
     targets: dict[str, np.ndarray] = {}
     for image, w in zip(styles, blend):

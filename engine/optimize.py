@@ -1,5 +1,6 @@
 """One L-BFGS-B optimisation of an image's pixels: scipy's minimize with bounds [0, 1], the float64 (scipy) <->
 float32 (onnxruntime, NumPy) boundary, the best-iterate bookkeeping, NaN/Inf and Ctrl-C handling."""
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,10 @@ class _Tracker:
 
     def __init__(self, objective: ObjectiveFn, shape: tuple[int, ...], x0: np.ndarray):
         self.objective, self.shape = objective, shape
-        self.evals, self.iteration, self.history = 0, 0, []  # type: ignore[var-annotated]
-        self.best_f, self.best_x, self.best_terms = math.inf, x0, None  # type: ignore[var-annotated]
+        self.evals, self.iteration = 0, 0
+        self.history: list[dict] = []
+        self.best_f, self.best_x = math.inf, x0
+        self.best_terms: dict[str, float] | None = None
         self.last: tuple[float, dict[str, float]] | None = None
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -55,9 +58,13 @@ class _Tracker:
             what = "loss" if not math.isfinite(f) else "gradient"
             # if nothing finite was ever evaluated there is no image worth keeping
             best = to_hwc(self.best_x, self.shape) if math.isfinite(self.best_f) else None
-            raise NonFiniteError(f"the {what} became NaN/Inf at iteration {self.iteration + 1} (evaluation "
-                                 f"{self.evals}); try smaller content/style/tv weights", self.iteration + 1, best,
-                                 self.history)
+            raise NonFiniteError(
+                f"the {what} became NaN/Inf at iteration {self.iteration + 1} (evaluation "
+                f"{self.evals}); try smaller content/style/tv weights",
+                self.iteration + 1,
+                best,
+                self.history,
+            )
         if f < self.best_f:
             self.best_f, self.best_x, self.best_terms = f, x.copy(), terms
         self.last = (f, terms)
@@ -72,16 +79,18 @@ class _Tracker:
         return entry
 
 
-def optimise(objective: ObjectiveFn, x0: np.ndarray, iterations: int, maxcor: int,
-             on_iteration: IterationFn | None = None) -> Optimised:
+def optimise(
+    objective: ObjectiveFn, x0: np.ndarray, iterations: int, maxcor: int, on_iteration: IterationFn | None = None
+) -> Optimised:
     """Minimise objective over x (1, 3, H, W) in [0, 1]. on_iteration may raise StopIteration to stop cleanly;
-    KeyboardInterrupt (Ctrl-C) ends the run with interrupted=True and the best image so far; NonFiniteError is raised."""
+    KeyboardInterrupt (Ctrl-C) ends the run with interrupted=True and the best image so far; NonFiniteError is
+    raised."""
     shape = x0.shape
     x64 = x0.astype(np.float64).ravel()
     track = _Tracker(objective, shape, x64)
     t0 = time.perf_counter()
 
-    def callback(intermediate_result) -> None:  # noqa: ANN001 - scipy's OptimizeResult
+    def callback(intermediate_result) -> None:
         f = float(intermediate_result.fun)
         entry = track.accepted(f)
         if on_iteration is not None:
@@ -89,15 +98,36 @@ def optimise(objective: ObjectiveFn, x0: np.ndarray, iterations: int, maxcor: in
 
     interrupted = False
     try:
-        res = minimize(track, x64, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0), callback=callback,
-                       # ftol = gtol = 0: run the iterations asked for; stop early only if the line search fails.
-                       options={"maxiter": int(iterations), "maxcor": int(maxcor), "ftol": 0.0, "gtol": 0.0,
-                                "maxfun": 3 * int(iterations) + 20})
+        res = minimize(
+            track,
+            x64,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=Bounds(0.0, 1.0),
+            callback=callback,
+            # ftol = gtol = 0: run the iterations asked for; stop early only if the line search fails.
+            options={
+                "maxiter": int(iterations),
+                "maxcor": int(maxcor),
+                "ftol": 0.0,
+                "gtol": 0.0,
+                "maxfun": 3 * int(iterations) + 20,
+            },
+        )
         message, status = str(res.message), int(res.status)
     except KeyboardInterrupt:  # Ctrl-C: keep what was found so far; the caller decides what to write
         interrupted, message, status = True, "interrupted", -1
     terms = dict(track.best_terms) if track.best_terms else {"content": math.nan, "style": math.nan, "tv": math.nan}
-    return Optimised(image=to_hwc(track.best_x, shape), loss=float(track.best_f), terms=terms, history=track.history,
-                     iterations=track.iteration, evaluations=track.evals, status=status, message=message,
-                     interrupted=interrupted, stopped=status == 99 or "callback" in message.lower(),
-                     seconds=time.perf_counter() - t0)
+    return Optimised(
+        image=to_hwc(track.best_x, shape),
+        loss=float(track.best_f),
+        terms=terms,
+        history=track.history,
+        iterations=track.iteration,
+        evaluations=track.evals,
+        status=status,
+        message=message,
+        interrupted=interrupted,
+        stopped=status == 99 or "callback" in message.lower(),
+        seconds=time.perf_counter() - t0,
+    )

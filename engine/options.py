@@ -3,6 +3,7 @@
 The CLI builds nst-run's options and help from these fields (cli/run_cmd.py), the API takes the same names as keyword
 arguments, and a run's JSON log records `asdict(options)`. Invalid values raise OptionError (a ValueError) naming the
 option and the valid choices."""
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,11 @@ class StylizeOptions:
     style_weight: float | None = _opt(None, "beta [default: from the model's manifest].")
     content_layer: str | None = _opt(None, "Content layer [default: the model's].")
     style_layers: tuple[str, ...] | None = _opt(
-        None, "Style layers, comma- or space-separated, a subset of the model's taps [default: the model's].")
+        None, "Style layers, comma- or space-separated, a subset of the model's taps [default: the model's]."
+    )
     style_layer_weights: tuple[float, ...] | None = _opt(
-        None, "lambda per style layer, e.g. '1,1,1,1,1' (normalised to sum 1) [default: equal].")
+        None, "lambda per style layer, e.g. '1,1,1,1,1' (normalised to sum 1) [default: equal]."
+    )
     style_blend: tuple[float, ...] | None = _opt(None, "Weight per style image, e.g. '0.7,0.3' [default: equal].")
     style_scale: float = _opt(1.0, "Style images' long side = content's x this.")
     tv_weight: float = _opt(0.0, "tau: squared total-variation weight (smoothness).")
@@ -43,8 +46,9 @@ class StylizeOptions:
     seed: int = _opt(0, "Seed for noise inits.")
     maxcor: int = _opt(20, "L-BFGS memory (correction pairs); each costs 2 x 8 bytes per pixel-channel.")
     device: Device = _opt("auto", "auto (CUDA if onnxruntime offers it), cpu or cuda.")
-    low_memory: bool = _opt(False, "Turn onnxruntime's CPU memory arena off: measured 26% less peak memory, 8% "
-                                   "slower at 512 px.")
+    low_memory: bool = _opt(
+        False, "Turn onnxruntime's CPU memory arena off: measured 26% less peak memory, 8% slower at 512 px."
+    )
 
     def __post_init__(self) -> None:
         for name in ("size", "iterations", "maxcor"):

@@ -1,5 +1,6 @@
 """Run planning: what the user asked for (options, image shapes) -> what the engine will run (a Plan), or a typed
 error saying why not and what would work. Pure: no images, no onnxruntime; stylize() and the CLI both call it."""
+
 from __future__ import annotations
 
 import math
@@ -67,28 +68,37 @@ def _layers(manifest: Manifest, options: StylizeOptions) -> tuple[str, tuple[str
     style_layers = tuple(options.style_layers or manifest.default_style_layers)
     for layer in (content_layer, *style_layers):
         if layer not in manifest.taps:
-            raise LayerError(f"layer {layer!r} is not exported by this model; its layers are "
-                             f"{', '.join(manifest.taps)} (choose one of them, or re-export with nst-export "
-                             f"--extra-layers {layer})")
+            raise LayerError(
+                f"layer {layer!r} is not exported by this model; its layers are "
+                f"{', '.join(manifest.taps)} (choose one of them, or re-export with nst-export "
+                f"--extra-layers {layer})"
+            )
     return content_layer, style_layers
 
 
-def _check_sizes(manifest: Manifest, content_hw: HW, size: HW, style_sizes: Sequence[HW],
-                 style_names: Sequence[str]) -> None:
+def _check_sizes(
+    manifest: Manifest, content_hw: HW, size: HW, style_sizes: Sequence[HW], style_names: Sequence[str]
+) -> None:
     m, deepest = manifest.min_size, manifest.layers[-1].name
     if min(size) < m:
         smallest = smallest_size(content_hw, m)
-        raise SizeError(f"working size {size[1]}x{size[0]} px is too small for layer {deepest} of this model (it "
-                        f"needs >= {m} px on the short side); use --size {smallest} or more", smallest)
+        raise SizeError(
+            f"working size {size[1]}x{size[0]} px is too small for layer {deepest} of this model (it "
+            f"needs >= {m} px on the short side); use --size {smallest} or more",
+            smallest,
+        )
     for name, (sh, sw) in zip(style_names, style_sizes):
         if min(sh, sw) < m:
-            raise SizeError(f"{name} becomes {sw}x{sh} px at this --size and --style-scale, too small for layer "
-                            f"{deepest} (>= {m} px on the short side); raise --style-scale or --size, or crop the "
-                            "style image to a less elongated shape")
+            raise SizeError(
+                f"{name} becomes {sw}x{sh} px at this --size and --style-scale, too small for layer "
+                f"{deepest} (>= {m} px on the short side); raise --style-scale or --size, or crop the "
+                "style image to a less elongated shape"
+            )
 
 
-def _check_memory(manifest: Manifest, content_hw: HW, size: HW, options: StylizeOptions, weights_bytes: int,
-                  available: int) -> int:
+def _check_memory(
+    manifest: Manifest, content_hw: HW, size: HW, options: StylizeOptions, weights_bytes: int, available: int
+) -> int:
     low, maxcor = options.low_memory, options.maxcor
     need = memory.estimate_bytes(manifest, *size, maxcor, weights_bytes, low)
     if need <= available:
@@ -100,12 +110,23 @@ def _check_memory(manifest: Manifest, content_hw: HW, size: HW, options: Stylize
             hint += " or --low-memory (slower, fits this size)"
     else:
         fits, hint = 0, "no working size fits; free some memory or run on a machine with more"
-    raise MemoryEstimateError(f"{size[1]}x{size[0]} px needs about {need / 2**30:.1f} GiB but "
-                              f"{available / 2**30:.1f} GiB is available; {hint}", fits)
+    raise MemoryEstimateError(
+        f"{size[1]}x{size[0]} px needs about {need / 2**30:.1f} GiB but "
+        f"{available / 2**30:.1f} GiB is available; {hint}",
+        fits,
+    )
 
 
-def plan_run(manifest: Manifest, content_hw: HW, style_hws: Sequence[HW], options: StylizeOptions, *,
-             weights_bytes: int = 0, available: int | None = None, style_names: Sequence[str] | None = None) -> Plan:
+def plan_run(
+    manifest: Manifest,
+    content_hw: HW,
+    style_hws: Sequence[HW],
+    options: StylizeOptions,
+    *,
+    weights_bytes: int = 0,
+    available: int | None = None,
+    style_names: Sequence[str] | None = None,
+) -> Plan:
     """Resolve layers and weights against the model, size the stages, estimate memory.
 
     content_hw / style_hws: the images' sizes as loaded. available: bytes of free memory to check the estimate
@@ -114,7 +135,9 @@ def plan_run(manifest: Manifest, content_hw: HW, style_hws: Sequence[HW], option
     if not style_hws:
         raise OptionError("styles", "must name at least one style image")
     content_layer, style_layers = _layers(manifest, options)
-    lam = _normalise("style_layer_weights", options.style_layer_weights, len(style_layers), "values for {n} style layers")
+    lam = _normalise(
+        "style_layer_weights", options.style_layer_weights, len(style_layers), "values for {n} style layers"
+    )
     blend = _normalise("style_blend", options.style_blend, len(style_hws), "weights for {n} style image(s)")
     size = fit_long_side(*content_hw, options.size)
     style_sizes = tuple(style_size(hw, size, options.style_scale) for hw in style_hws)
@@ -125,7 +148,14 @@ def plan_run(manifest: Manifest, content_hw: HW, style_hws: Sequence[HW], option
     else:
         need = memory.estimate_bytes(manifest, *size, options.maxcor, weights_bytes, options.low_memory)
     stages = (Stage(1, size, style_sizes, options.iterations),)
-    return Plan(options, content_layer, style_layers, lam, blend,
-                manifest.content_weight if options.content_weight is None else options.content_weight,
-                manifest.style_weight if options.style_weight is None else options.style_weight,
-                stages, need)
+    return Plan(
+        options,
+        content_layer,
+        style_layers,
+        lam,
+        blend,
+        manifest.content_weight if options.content_weight is None else options.content_weight,
+        manifest.style_weight if options.style_weight is None else options.style_weight,
+        stages,
+        need,
+    )

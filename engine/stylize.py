@@ -1,5 +1,6 @@
 """The pure core: stylize(model, content, styles, options) -> StylizeResult. Arrays in, arrays out; progress leaves
 through a callback carrying a Progress; no printing, no files."""
+
 from __future__ import annotations
 
 import contextlib
@@ -102,8 +103,9 @@ def resolve_options(options: StylizeOptions | None, overrides: dict[str, Any]) -
     return dataclasses.replace(options or StylizeOptions(), **overrides), init_image
 
 
-def _targets(model: Model, plan: Plan, stage: Stage, styles: Sequence[np.ndarray],
-             cache: dict | None) -> dict[str, np.ndarray]:
+def _targets(
+    model: Model, plan: Plan, stage: Stage, styles: Sequence[np.ndarray], cache: dict | None
+) -> dict[str, np.ndarray]:
     """The stage's style Grams; with a cache (a dict the caller keeps), runs that share styles, sizes, layers and
     blend (e.g. the cells of an alpha/beta sweep) compute them once."""
     key = (tuple(id(s) for s in styles), stage.style_sizes, plan.style_layers, plan.style_blend)
@@ -116,12 +118,25 @@ def _targets(model: Model, plan: Plan, stage: Stage, styles: Sequence[np.ndarray
     return grams
 
 
-def _run_stage(model: Model, plan: Plan, stage: Stage, content: np.ndarray, styles: Sequence[np.ndarray],
-               x0: np.ndarray, callback: Callable[[Progress], None] | None,
-               cache: dict | None = None) -> tuple[Optimised, float]:
+def _run_stage(
+    model: Model,
+    plan: Plan,
+    stage: Stage,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    x0: np.ndarray,
+    callback: Callable[[Progress], None] | None,
+    cache: dict | None = None,
+) -> tuple[Optimised, float]:
     t0 = time.perf_counter()
-    weights = LossWeights(plan.content_layer, plan.style_layers, plan.style_layer_weights, plan.content_weight,
-                          plan.style_weight, plan.options.tv_weight)
+    weights = LossWeights(
+        plan.content_layer,
+        plan.style_layers,
+        plan.style_layer_weights,
+        plan.content_weight,
+        plan.style_weight,
+        plan.options.tv_weight,
+    )
     with _blas_threads(model):
         grams = _targets(model, plan, stage, styles, cache)
         objective = Objective(model, to_nchw(resize(content, stage.size)), grams, weights)
@@ -130,16 +145,39 @@ def _run_stage(model: Model, plan: Plan, stage: Stage, content: np.ndarray, styl
 
     def on_iteration(i: int, f: float, terms: dict, evals: int, x: np.ndarray) -> None:
         if callback is not None:
-            callback(Progress(i, stage.iterations, f, terms["content"], terms["style"], terms["tv"], evals,
-                              time.perf_counter() - t1, stage.index, len(plan.stages), stage.size, x))
+            callback(
+                Progress(
+                    i,
+                    stage.iterations,
+                    f,
+                    terms["content"],
+                    terms["style"],
+                    terms["tv"],
+                    evals,
+                    time.perf_counter() - t1,
+                    stage.index,
+                    len(plan.stages),
+                    stage.size,
+                    x,
+                )
+            )
 
     with _blas_threads(model):
         return optimise(objective, to_nchw(x0), stage.iterations, plan.options.maxcor, on_iteration), setup
 
 
-def stylize(model: Model, content: np.ndarray, styles: Sequence[np.ndarray], options: StylizeOptions | None = None,
-            *, callback: Callable[[Progress], None] | None = None, init_image: np.ndarray | None = None,
-            plan: Plan | None = None, target_cache: dict | None = None, **overrides: Any) -> StylizeResult:
+def stylize(
+    model: Model,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StylizeOptions | None = None,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    init_image: np.ndarray | None = None,
+    plan: Plan | None = None,
+    target_cache: dict | None = None,
+    **overrides: Any,
+) -> StylizeResult:
     """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]).
 
     content: (H, W, 3) float32 RGB in [0, 1], any size (resized so its long side is options.size); styles: any sizes
@@ -159,7 +197,19 @@ def stylize(model: Model, content: np.ndarray, styles: Sequence[np.ndarray], opt
     x0 = make_init(options.init, resize(content, stage.size), options.seed, init_image)
     run, setup = _run_stage(model, plan, stage, content, styles, x0, callback, target_cache)
     history = [{"stage": stage.index, **h} for h in run.history]
-    return StylizeResult(image=run.image, loss=run.loss, terms=run.terms, history=history, iterations=run.iterations,
-                         evaluations=run.evaluations, success=run.status in (0, 1) and not run.stopped,
-                         stopped=run.stopped, interrupted=run.interrupted, message=run.message, seconds=run.seconds,
-                         setup_seconds=setup, provider=model.provider, plan=plan)
+    return StylizeResult(
+        image=run.image,
+        loss=run.loss,
+        terms=run.terms,
+        history=history,
+        iterations=run.iterations,
+        evaluations=run.evaluations,
+        success=run.status in (0, 1) and not run.stopped,
+        stopped=run.stopped,
+        interrupted=run.interrupted,
+        message=run.message,
+        seconds=run.seconds,
+        setup_seconds=setup,
+        provider=model.provider,
+        plan=plan,
+    )

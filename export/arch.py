@@ -1,4 +1,5 @@
 """VGG layer tables, by the names the papers use (conv1_1, relu1_1, ..., pool5). No torch here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,9 +43,7 @@ def truncate(arch: str, taps: list[str] | tuple[str, ...]) -> list[Layer]:
     by_name = {layer.name: layer for layer in layers}
     unknown = [t for t in taps if t not in by_name]
     if unknown:
-        raise ValueError(
-            f"unknown layer {unknown[0]!r} for {arch}; valid layers: {', '.join(by_name)}"
-        )
+        raise ValueError(f"unknown layer {unknown[0]!r} for {arch}; valid layers: {', '.join(by_name)}")
     if not taps:
         raise ValueError("at least one layer must be chosen")
     deepest = max(by_name[t].index for t in taps)

@@ -1,22 +1,22 @@
 """nst-export's core: weights -> graphs -> validation -> manifest, written to a temporary directory and renamed into
 place, so an interrupted or failed export leaves no half-written model directory."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..engine.files import sha256_file
 from ..engine.manifest import GraphFile, LayerSpec, Manifest, write_manifest
-from .errors import ExportError
 from .arch import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, Layer, truncate, vgg_layers
+from .errors import ExportError
 
 if TYPE_CHECKING:
     from .validate import Validation
@@ -71,34 +71,73 @@ def validation_size(layers) -> tuple[int, int]:
     return max(67, 4 * s + 3), max(53, 3 * s + 5)
 
 
-def _manifest(arch: str, layers: list[Layer], taps: list[str], content_layer: str, style_layers: Any, pooling: str,
-              w: Weights, pre_a: np.ndarray, pre_c: np.ndarray, files: dict[str, str], tmp: Path,
-              validation: Validation | None) -> Manifest:
+def _manifest(
+    arch: str,
+    layers: list[Layer],
+    taps: list[str],
+    content_layer: str,
+    style_layers: Any,
+    pooling: str,
+    w: Weights,
+    pre_a: np.ndarray,
+    pre_c: np.ndarray,
+    files: dict[str, str],
+    tmp: Path,
+    validation: Validation | None,
+) -> Manifest:
     from .onnx_graphs import OPSET, grad_name, saved_outputs
 
     sha = {k: sha256_file(tmp / f) for k, f in files.items()}
     alpha, beta = DEFAULT_LOSS_WEIGHTS[w.preprocess]
     return Manifest(
-        id=f"{arch}-{w.source}-{w.preprocess}-{pooling}-{sha['features'][:12]}", arch=arch,
-        layers=tuple(LayerSpec(layer.name, layer.out_channels, layer.scale) for layer in layers), taps=tuple(taps),
-        saved=tuple(saved_outputs(layers, taps)), grad_inputs={t: grad_name(t) for t in taps},
+        id=f"{arch}-{w.source}-{w.preprocess}-{pooling}-{sha['features'][:12]}",
+        arch=arch,
+        layers=tuple(LayerSpec(layer.name, layer.out_channels, layer.scale) for layer in layers),
+        taps=tuple(taps),
+        saved=tuple(saved_outputs(layers, taps)),
+        grad_inputs={t: grad_name(t) for t in taps},
         grad_saved=tuple(layer.name for layer in layers if layer.kind == "relu"),
-        default_content_layer=content_layer, default_style_layers=tuple(dict.fromkeys(style_layers)),
-        content_weight=alpha, style_weight=beta, pooling=pooling, preprocess=w.preprocess,
-        preprocess_matrix=tuple(tuple(float(v) for v in row) for row in pre_a), preprocess_bias=tuple(map(float, pre_c)),
-        weights_source=w.source, weights_origin=w.file, weights_sha256=w.sha256,
-        features=GraphFile(files["features"], sha["features"]), gradient=GraphFile(files["gradient"], sha["gradient"]),
-        weights=GraphFile(files["weights"], sha["weights"]), opset=OPSET, exporter=_versions(),
-        validation=None if validation is None else {
-            "size": list(validation.size), "features_rel_l2_max": max(validation.features_rel_l2.values()),
-            "gradient_rel_l2": validation.gradient_rel_l2})
+        default_content_layer=content_layer,
+        default_style_layers=tuple(dict.fromkeys(style_layers)),
+        content_weight=alpha,
+        style_weight=beta,
+        pooling=pooling,
+        preprocess=w.preprocess,
+        preprocess_matrix=tuple(tuple(float(v) for v in row) for row in pre_a),
+        preprocess_bias=tuple(map(float, pre_c)),
+        weights_source=w.source,
+        weights_origin=w.file,
+        weights_sha256=w.sha256,
+        features=GraphFile(files["features"], sha["features"]),
+        gradient=GraphFile(files["gradient"], sha["gradient"]),
+        weights=GraphFile(files["weights"], sha["weights"]),
+        opset=OPSET,
+        exporter=_versions(),
+        validation=None
+        if validation is None
+        else {
+            "size": list(validation.size),
+            "features_rel_l2_max": max(validation.features_rel_l2.values()),
+            "gradient_rel_l2": validation.gradient_rel_l2,
+        },
+    )
 
 
-def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", content_layer: str = DEFAULT_CONTENT_LAYER,
-                 style_layers: list[str] | tuple[str, ...] = DEFAULT_STYLE_LAYERS,
-                 extra_layers: list[str] | tuple[str, ...] = (), pooling: str = "max",
-                 weights: str = "original", weights_file: str | Path | None = None, preprocess: str | None = None,
-                 seed: int = 0, force: bool = False, check: bool = True) -> ExportReport:
+def export_model(
+    out_dir: str | Path = DEFAULT_OUT,
+    *,
+    arch: str = "vgg19",
+    content_layer: str = DEFAULT_CONTENT_LAYER,
+    style_layers: list[str] | tuple[str, ...] = DEFAULT_STYLE_LAYERS,
+    extra_layers: list[str] | tuple[str, ...] = (),
+    pooling: str = "max",
+    weights: str = "original",
+    weights_file: str | Path | None = None,
+    preprocess: str | None = None,
+    seed: int = 0,
+    force: bool = False,
+    check: bool = True,
+) -> ExportReport:
     from .onnx_graphs import build_graphs  # onnx and torch are imported here, not with the package: its
     from .torch_vgg import VGGFeatures  # constants (layer names, defaults) stay importable without them
     from .validate import validate
@@ -123,8 +162,9 @@ def export_model(out_dir: str | Path = DEFAULT_OUT, *, arch: str = "vgg19", cont
         if check:
             module = VGGFeatures(layers, w, pooling, taps)
             validation = validate(tmp, files, module, validation_size(layers), seed=seed)
-        manifest = _manifest(arch, layers, taps, content_layer, style_layers, pooling, w, pre_a, pre_c, files, tmp,
-                             validation)
+        manifest = _manifest(
+            arch, layers, taps, content_layer, style_layers, pooling, w, pre_a, pre_c, files, tmp, validation
+        )
         write_manifest(manifest, tmp)
         os.chmod(tmp, 0o755)
         if out_dir.exists():  # only with force: swap, so a failure here still leaves one complete model

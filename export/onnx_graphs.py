@@ -15,6 +15,7 @@ Gradient graph, per layer, walking back from the deepest tap (g = dL/d(layer out
   avgpool: g <- Pad(DepthToSpace(Tile(g) / 4))
   input  : g <- Conv1x1(g, A^T)                       the preprocessing's Jacobian (x_net = A x + c)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -75,7 +76,7 @@ def _initializers(layers: list[Layer], convs: dict, pre_a: np.ndarray, pre_c: np
 
 
 # Small constants of the gradient graph's shape arithmetic and pooling; stored inline (shape inference reads them).
-_CONSTS = {
+_CONSTS: dict[str, np.ndarray] = {
     "const.two": np.array([2, 2], np.int64),
     "const.zeros6": np.zeros(6, np.int64),
     "const.hw_axes": np.array([2, 3], np.int64),
@@ -145,7 +146,8 @@ def build_features(layers: list[Layer], taps: list[str], pooling: str, arrays: d
     state = sorted(saved, key=lambda n: by_name[n].index)  # network order
     outputs = [_value_info(n, by_name[n].out_channels, by_name[n].scale) for n in list(taps) + state]
     graph = helper.make_graph(
-        b.nodes, "nst_features",
+        b.nodes,
+        "nst_features",
         [helper.make_tensor_value_info(IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],
         outputs,
         initializer=[_external(n, arrays[n], table) for n in arrays if n in used],
@@ -205,13 +207,16 @@ def build_gradient(layers: list[Layer], taps: list[str], pooling: str, arrays: d
     used = {"preprocess.weight"}
     # ReLUs feeding a max pool get their mask inside the pool's backward, unless tapped (a tap's own gradient
     # arrives at full resolution, below the pool).
-    masked_at_pool = set() if pooling != "max" else {
-        layers[i - 1].name for i, layer in enumerate(layers) if layer.kind == "pool"} - set(taps)
-    g = None
+    masked_at_pool = (
+        set()
+        if pooling != "max"
+        else {layers[i - 1].name for i, layer in enumerate(layers) if layer.kind == "pool"} - set(taps)
+    )
+    g = ""  # the gradient flowing back; it starts at the deepest tap (the network ends there)
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         if layer.name in taps:
-            g = grad_name(layer.name) if g is None else b.op("Add", [g, grad_name(layer.name)])
+            g = b.op("Add", [g, grad_name(layer.name)]) if g else grad_name(layer.name)
         if layer.kind == "relu" and layer.name in masked_at_pool:
             pass  # its mask was applied by the max pool above it
         elif layer.kind == "relu":
@@ -232,7 +237,9 @@ def build_gradient(layers: list[Layer], taps: list[str], pooling: str, arrays: d
     inputs = [_value_info(grad_name(t), by_name[t].out_channels, by_name[t].scale) for t in taps]
     inputs += [_value_info(r.name, r.out_channels, r.scale) for r in _relus(layers)]
     graph = helper.make_graph(
-        b.nodes, "nst_gradient", inputs,
+        b.nodes,
+        "nst_gradient",
+        inputs,
         [helper.make_tensor_value_info(GRAD_IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],
         initializer=[_external(n, arrays[n], table) for n in arrays if n in used]
         + [numpy_helper.from_array(v, k) for k, v in _CONSTS.items()],
@@ -246,8 +253,9 @@ def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
     return model
 
 
-def build_graphs(layers: list[Layer], taps: list[str], pooling: str, convs: dict, pre_a: np.ndarray,
-                 pre_c: np.ndarray, out_dir) -> dict[str, str]:
+def build_graphs(
+    layers: list[Layer], taps: list[str], pooling: str, convs: dict, pre_a: np.ndarray, pre_c: np.ndarray, out_dir
+) -> dict[str, str]:
     """Write weights.bin, features.onnx and gradient.onnx into out_dir; returns their file names."""
     from pathlib import Path
 

@@ -1,5 +1,6 @@
 """The torch reference: the same J as the engine, differentiated by autograd on the same weights, driven by the same
 scipy L-BFGS-B call. The oracle of the parity tests, and the baseline of bench/ and scripts/gpu_check.py."""
+
 from __future__ import annotations
 
 import time
@@ -29,20 +30,32 @@ def style_t(a_g, g_s):
 
 def tv_t(x):
     h, w = x.shape[-2:]
-    return (((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum()) / (3.0 * h * w)
+    return (((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum()) / (
+        3.0 * h * w
+    )
 
 
 class TorchObjective:
-    def __init__(self, module: VGGFeatures, content: np.ndarray, styles: list[np.ndarray], content_layer: str,
-                 style_layers: list[str], alpha: float, beta: float, tau: float = 0.0,
-                 layer_weights: list[float] | None = None, blend: list[float] | None = None):
+    def __init__(
+        self,
+        module: VGGFeatures,
+        content: np.ndarray,
+        styles: list[np.ndarray],
+        content_layer: str,
+        style_layers: list[str],
+        alpha: float,
+        beta: float,
+        tau: float = 0.0,
+        layer_weights: list[float] | None = None,
+        blend: list[float] | None = None,
+    ):
         self.module, self.cl, self.sl = module, content_layer, list(style_layers)
         self.alpha, self.beta, self.tau = alpha, beta, tau
         self.lam = layer_weights or [1.0 / len(style_layers)] * len(style_layers)
         blend = blend or [1.0 / len(styles)] * len(styles)
         with torch.no_grad():
             self.target_c = module(torch.from_numpy(content))[content_layer]
-            self.target_s = {}
+            self.target_s: dict[str, torch.Tensor] = {}
             for s, b in zip(styles, blend):
                 feats = module(torch.from_numpy(s))
                 for layer in self.sl:
@@ -53,7 +66,7 @@ class TorchObjective:
         x = torch.from_numpy(image).requires_grad_(True)
         feats = self.module(x)
         j = self.alpha * content_t(feats[self.cl], self.target_c)
-        j = j + self.beta * sum(lam * style_t(feats[l], self.target_s[l]) for l, lam in zip(self.sl, self.lam))
+        j = j + self.beta * sum(lam * style_t(feats[n], self.target_s[n]) for n, lam in zip(self.sl, self.lam))
         if self.tau:
             j = j + self.tau * tv_t(x)
         (g,) = torch.autograd.grad(j, x)
@@ -72,10 +85,15 @@ def reference_stylize(objective: TorchObjective, x0: np.ndarray, iterations: int
         return f, g.astype(np.float64).ravel()
 
     t0 = time.perf_counter()
-    res = minimize(fun, x0.astype(np.float64).ravel(), jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0),
-                   callback=lambda intermediate_result: history.append(float(intermediate_result.fun)),
-                   options={"maxiter": iterations, "maxcor": maxcor, "ftol": 0.0, "gtol": 0.0,
-                            "maxfun": 3 * iterations + 20})
+    res = minimize(
+        fun,
+        x0.astype(np.float64).ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=Bounds(0.0, 1.0),
+        callback=lambda intermediate_result: history.append(float(intermediate_result.fun)),
+        options={"maxiter": iterations, "maxcor": maxcor, "ftol": 0.0, "gtol": 0.0, "maxfun": 3 * iterations + 20},
+    )
     return history, res.x.reshape(shape).astype(np.float32), time.perf_counter() - t0, evals[0]
 
 
@@ -83,4 +101,4 @@ def to_nchw(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-__all__ = ["TorchObjective", "reference_stylize", "to_nchw", "gram_t", "content_t", "style_t", "tv_t"]
+__all__ = ["TorchObjective", "content_t", "gram_t", "reference_stylize", "style_t", "to_nchw", "tv_t"]

@@ -1,4 +1,5 @@
 """The truncated VGG as a torch module: the oracle the ONNX graphs are validated against (forward and autograd)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,9 @@ from .weights import Weights, preprocess_affine
 
 class VGGFeatures(nn.Module):
     """image (1, 3, H, W) RGB in [0, 1] -> {tap: activation}. Preprocessing is part of the module, as in the graphs."""
+
+    pre_a: torch.Tensor  # registered buffers: (3, 3) and (3,)
+    pre_c: torch.Tensor
 
     def __init__(self, layers: list[Layer], weights: Weights, pooling: str, taps: list[str]):
         super().__init__()
@@ -27,6 +31,7 @@ class VGGFeatures(nn.Module):
                 conv = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)
                 w, b = weights.convs[layer.name]
                 conv.weight.data.copy_(torch.from_numpy(w))
+                assert conv.bias is not None
                 conv.bias.data.copy_(torch.from_numpy(b))
                 self.convs[layer.name] = conv
         self.requires_grad_(False)
@@ -60,8 +65,9 @@ def features_np(module: VGGFeatures, image: np.ndarray) -> dict[str, np.ndarray]
         return {k: v.numpy() for k, v in module(torch.from_numpy(image)).items()}
 
 
-def vjp_np(module: VGGFeatures, image: np.ndarray, grads: dict[str, np.ndarray],
-           relu_ties: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def vjp_np(
+    module: VGGFeatures, image: np.ndarray, grads: dict[str, np.ndarray], relu_ties: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
     """torch.autograd.grad of sum_l <g_l, F_l(image)> w.r.t. the image: the quantity the gradient graph computes."""
     x = torch.from_numpy(image).requires_grad_(True)
     feats = module(x, relu_ties)

@@ -1,4 +1,5 @@
 """Numerical validation of freshly written graphs against the torch module (forward, and autograd for the VJP)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm((a - b).ravel()) / max(np.linalg.norm(b.ravel()), 1e-30))
 
 
-def validate(model_dir: Path, files: dict[str, str], module: VGGFeatures, size: tuple[int, int],
-             seed: int = 0) -> Validation:
+def validate(
+    model_dir: Path, files: dict[str, str], module: VGGFeatures, size: tuple[int, int], seed: int = 0
+) -> Validation:
     import onnxruntime as ort
 
     rng = np.random.default_rng(seed)
@@ -51,5 +53,7 @@ def validate(model_dir: Path, files: dict[str, str], module: VGGFeatures, size: 
     relus = {n: outs[n] for n in names if n.startswith("relu")}
     err = rel_l2(dx, vjp_np(module, image, grads, relu_ties=relus))
     if not err <= GRADIENT_TOL:
-        raise ExportValidationError(f"gradient graph differs from torch autograd: relative L2 {err:.3g} > {GRADIENT_TOL}")
+        raise ExportValidationError(
+            f"gradient graph differs from torch autograd: relative L2 {err:.3g} > {GRADIENT_TOL}"
+        )
     return Validation(size, errs, err)

