@@ -1,18 +1,29 @@
-"""Shared fixtures: small exported models (random and original weights) and synthetic images.
+"""Shared fixtures: small exported models (random and original weights), synthetic images and CLI helpers.
 
-Tests needing ../shared/images skip with that reason when it is absent; everything else runs on a bare machine."""
+Helpers are fixtures (not imports from this file), so tests/ need not be on sys.path. Tests needing ../shared/images
+skip with that reason when it is absent; everything else runs on a bare machine."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/images is not present on this machine")
+SIZE = 48  # nst_run's working long side: the 60x80 content becomes 36x48, above relu5_1's 16 px
 
 
-def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+def pytest_collection_modifyitems(items):
+    """The model fixtures are exported with torch, so a test using them needs the export extra like one importing it:
+    mark it `torch` so that `-m "not torch"` selects what a runtime-only install can run."""
+    for item in items:
+        if {"model_dir", "random_model_dir"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.torch)
+
+
+def _synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     """(H, W, 3) float32: smooth gradients, a flat patch, a saturated patch and some texture."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -23,19 +34,100 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def ok(result):
+def _ok(result):
     """A CLI run that succeeded and printed nothing on stderr."""
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == "", result.stderr
     return result
 
 
-def pixels(path) -> np.ndarray:
+def _pixels(path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
 
+
+def _error_line(result, code: int, prog: str = "nst-run") -> str:
+    """The run failed with `code`, printed exactly one line `prog: error: ...` on stderr and no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{prog}: error: "), lines[0]
+    return lines[0]
+
+
+# --- helper functions, as fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def synthetic_image():
+    """The function (h, w, seed=0) -> (H, W, 3) float32 test image."""
+    return _synthetic_image
+
+
+@pytest.fixture(scope="session")
+def pixels():
+    """The function path -> the image file's RGB pixels as a uint8 array."""
+    return _pixels
+
+
+@pytest.fixture(scope="session")
+def ok():
+    """The function that checks a CliRunner result succeeded with an empty stderr, and returns it."""
+    return _ok
+
+
+@pytest.fixture(scope="session")
+def error_line():
+    """The function (result, code, prog="nst-run") that checks a failure is one error line, and returns that line."""
+    return _error_line
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    """../shared/images (tubingen.jpg, starry_night.jpg, ...), or a skip where this machine lacks it."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared/images is not present on this machine")
+    return SHARED
+
+
+# --- the command lines -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def invoke(runner):
+    """nst-run in-process: invoke(*args, model=None); `model` becomes --model."""
+    from nst.cli.run_cmd import app
+
+    def invoke(*args, model=None):
+        base = ["--model", str(model)] if model is not None else []
+        return runner.invoke(app, [*base, *map(str, args)])
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def nst_run(invoke):
+    """nst-run on a model at the small working size SIZE, quiet: nst_run(model_dir, *args)."""
+    def nst_run(model_dir, *args):
+        return invoke("--size", SIZE, "-q", *args, model=model_dir)
+
+    return nst_run
+
+
+@pytest.fixture(scope="session")
+def nst_run_exe() -> Path:
+    """The installed nst-run script, for tests that need a real process (signals, onnxruntime's own stderr)."""
+    return Path(sys.executable).parent / "nst-run"
+
+
+# --- models and image files ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
@@ -62,7 +154,7 @@ def images_dir(tmp_path_factory) -> Path:
     from PIL import Image
 
     d = tmp_path_factory.mktemp("images")
-    Image.fromarray((synthetic_image(60, 80, 0) * 255).astype(np.uint8)).save(d / "content.png")
+    Image.fromarray((_synthetic_image(60, 80, 0) * 255).astype(np.uint8)).save(d / "content.png")
     rng = np.random.default_rng(1)
     stripes = np.zeros((64, 64, 3), np.float32)
     stripes[:, ::8] = [0.9, 0.7, 0.1]
@@ -70,3 +162,14 @@ def images_dir(tmp_path_factory) -> Path:
     Image.fromarray((stripes * 255).astype(np.uint8)).save(d / "style1.png")
     Image.fromarray((rng.random((50, 70, 3)) * 255).astype(np.uint8)).save(d / "style2.jpg")
     return d
+
+
+@pytest.fixture
+def content(images_dir) -> Path:
+    """The 60x80 content image file."""
+    return images_dir / "content.png"
+
+
+@pytest.fixture
+def style(images_dir) -> Path:
+    return images_dir / "style1.png"

@@ -6,22 +6,24 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-from conftest import SHARED, needs_shared, ok, pixels
 
 from nst.cli.run_cmd import app, frame_path
 
-runner = CliRunner()
-SIZE = 48  # working long side: the 60x80 content becomes 36x48, above relu5_1's 16 px
+SIZE = 48  # conftest's nst_run working long side: the 60x80 content becomes 36x48, above relu5_1's 16 px
 
 
-def nst_run(model_dir, *args):
-    result = runner.invoke(app, ["--model", str(model_dir), "--size", str(SIZE), "-q", *map(str, args)])
-    assert "Traceback" not in result.output
-    return result
+@pytest.fixture
+def nst_run(nst_run):
+    """conftest's nst_run, and never a traceback in the output, whatever the exit code."""
+    def run(model_dir, *args):
+        result = nst_run(model_dir, *args)
+        assert "Traceback" not in result.output
+        return result
+
+    return run
 
 
-def test_help():
+def test_help(runner):
     r = runner.invoke(app, ["--help"])
     assert r.exit_code == 0
     for option in ("--out", "--size", "--iterations", "--style-blend", "--init", "--seed", "--save-every",
@@ -29,7 +31,7 @@ def test_help():
         assert option in r.stdout, option
 
 
-def test_run_writes_image_and_log(model_dir, images_dir, tmp_path):
+def test_run_writes_image_and_log(model_dir, images_dir, tmp_path, nst_run, ok):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
     ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 4,
                "--log-json", log, "--tv-weight", 1.0))
@@ -56,7 +58,7 @@ def test_run_writes_image_and_log(model_dir, images_dir, tmp_path):
     assert losses[-1] < losses[0]
 
 
-def test_save_every_writes_frames_beside_out(model_dir, images_dir, tmp_path):
+def test_save_every_writes_frames_beside_out(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     out = tmp_path / "out.png"
     ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 4,
                "--save-every", 2))
@@ -67,7 +69,7 @@ def test_save_every_writes_frames_beside_out(model_dir, images_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.iter0002.png", "out.png"]
 
 
-def test_two_styles_with_blend(model_dir, images_dir, tmp_path):
+def test_two_styles_with_blend(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
     ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", images_dir / "style2.jpg",
                "-o", out, "--iterations", 2, "--style-blend", "0.7,0.3", "--log-json", log))
@@ -77,7 +79,7 @@ def test_two_styles_with_blend(model_dir, images_dir, tmp_path):
 
 
 @pytest.mark.parametrize("init", ["content", "noise", "mix:0.5", "image"])
-def test_init_modes(model_dir, images_dir, tmp_path, init):
+def test_init_modes(model_dir, images_dir, tmp_path, init, nst_run, ok, pixels):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
     value = str(images_dir / "style2.jpg") if init == "image" else init
     ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 2,
@@ -86,7 +88,7 @@ def test_init_modes(model_dir, images_dir, tmp_path, init):
     assert json.loads(log.read_text())["options"]["init"] == value
 
 
-def test_seed_makes_noise_init_reproducible(model_dir, images_dir, tmp_path):
+def test_seed_makes_noise_init_reproducible(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     def run(name, seed):
         out = tmp_path / name
         ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 2,
@@ -99,7 +101,7 @@ def test_seed_makes_noise_init_reproducible(model_dir, images_dir, tmp_path):
     assert not np.array_equal(pixels(a), pixels(c))
 
 
-def test_exif_orientation_is_honoured(model_dir, images_dir, tmp_path):
+def test_exif_orientation_is_honoured(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     src = Image.fromarray((np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8))  # 60 wide, 40 high
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
@@ -111,19 +113,18 @@ def test_exif_orientation_is_honoured(model_dir, images_dir, tmp_path):
 
 
 @pytest.mark.parametrize("ext, fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP"), (".tif", "TIFF")])
-def test_output_format_follows_extension(model_dir, images_dir, tmp_path, ext, fmt):
+def test_output_format_follows_extension(model_dir, images_dir, tmp_path, ext, fmt, nst_run, ok):
     out = tmp_path / f"out{ext}"
     ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 1))
     with Image.open(out) as im:
         assert im.format == fmt and im.size == (SIZE, 36) and im.mode == "RGB"
 
 
-@needs_shared
-def test_defaults_on_the_shared_images(model_dir, tmp_path):
+def test_defaults_on_the_shared_images(shared_images, model_dir, tmp_path, nst_run, ok):
     """The manifest's default weights on the real pair: both terms fall, and neither swamps the other (style term
     within 10x of the content term after a short run), as in the README's measured 512 px run."""
     log = tmp_path / "log.json"
-    ok(nst_run(model_dir, SHARED / "tubingen.jpg", SHARED / "starry_night.jpg", "-o", tmp_path / "o.png",
+    ok(nst_run(model_dir, shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", "-o", tmp_path / "o.png",
                "--iterations", 40, "--log-json", log))
     h = json.loads(log.read_text())["history"]
     assert h[-1]["loss"] < 0.2 * h[0]["loss"]

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 ort = pytest.importorskip("onnxruntime")
-pytestmark = pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
-                                reason="no GPU: onnxruntime offers no CUDAExecutionProvider here")
-
-from conftest import synthetic_image  # noqa: E402
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
+                                 reason="no GPU: onnxruntime offers no CUDAExecutionProvider here")]
 
 from nst.engine import load_model, stylize  # noqa: E402
 
@@ -27,6 +26,7 @@ def test_provider_is_cuda(models):
     assert models[1].provider == "CUDAExecutionProvider"
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("size", [(67, 93), (256, 256)])
 def test_cuda_features_and_vjp_match_cpu_and_torch(models, size):
     pytest.importorskip("torch")
@@ -50,7 +50,7 @@ def test_cuda_features_and_vjp_match_cpu_and_torch(models, size):
     assert rel(g_gpu, ref) <= 1e-4
 
 
-def test_cuda_run_matches_cpu_run(models):
+def test_cuda_run_matches_cpu_run(models, synthetic_image):
     cpu, cuda = models
     content, style = synthetic_image(64, 80, 0), synthetic_image(70, 56, 9)
     h_cpu, h_gpu = [], []

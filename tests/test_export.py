@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="export tests need the export extra (torch)")
 ort = pytest.importorskip("onnxruntime")
 
@@ -154,7 +155,8 @@ def test_graph_io_names_and_dynamic_axes(random_model_dir):
     g = onnx.load(str(random_model_dir / "gradient.onnx"), load_external_data=False)
     assert g.graph.output[0].name == "grad_image"
     # both graphs read one weights file: stored once
-    locs = {e.value for t in [*f.graph.initializer, *g.graph.initializer] for e in t.external_data if e.key == "location"}
+    locs = {e.value for t in [*f.graph.initializer, *g.graph.initializer]
+            for e in t.external_data if e.key == "location"}
     assert locs == {"weights.bin"}
     ops = {n.op_type for n in g.graph.node}
     assert "ConvTranspose" not in ops and "MaxUnpool" not in ops and "Where" not in ops

@@ -7,6 +7,7 @@ import pytest
 
 from nst.engine.losses import content_loss, gram, style_loss, tv_loss
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="autograd comparisons need torch (the export extra)")
 from nst.export.reference import content_t, gram_t, style_t, tv_t  # noqa: E402
 

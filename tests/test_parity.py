@@ -5,19 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="parity needs the torch reference (the export extra)")
-from conftest import synthetic_image  # noqa: E402
-from nst.export.reference import TorchObjective, reference_stylize, to_nchw  # noqa: E402
-
 from nst.engine import load_model, stylize  # noqa: E402
 from nst.engine.images import resize  # noqa: E402
 from nst.export.arch import truncate  # noqa: E402
+from nst.export.reference import TorchObjective, reference_stylize, to_nchw  # noqa: E402
 from nst.export.torch_vgg import VGGFeatures  # noqa: E402
 from nst.export.weights import load_weights  # noqa: E402
 
 
 @pytest.mark.parametrize("init", ["content", "noise"])
-def test_engine_matches_torch_reference(model_dir, init):
+def test_engine_matches_torch_reference(model_dir, init, synthetic_image):
     model = load_model(model_dir, "cpu")
     m = model.manifest
     content = synthetic_image(64, 80, 0)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a virtual environment from the registry: about a minute
+
 ROOT = Path(__file__).resolve().parents[1]
 NO_REGISTRY = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
                "No matching distribution found for setuptools")
