@@ -1,0 +1,260 @@
+"""nst-batch: stylize many content x style pairs on a local process pool (default) or a Ray cluster; resumable.
+
+Thin: the jobs, the executors, the records and the resume rule live in nst.batch (run_batch). This file parses the
+command line, shows one progress bar over the jobs and turns the outcome into an exit code: 0 all done (or skipped as
+done before), 1 some failed (one summary line), 2 bad command line, 130 Ctrl-C (finished outputs and records kept)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+from ..engine.options import StylizeOptions, init_is_image
+from .common import INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say
+from .options_cli import stylize_options
+
+PROG = "nst-batch"
+DEFAULT_MODEL = Path("models/vgg19")
+DEFAULT_MAX_PIXELS = 89_478_485
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+class _Counts:
+    """Live counts for the bar (read by its refresh thread) and the summary."""
+
+    def __init__(self, run: Any):
+        self.run, self.done, self.failed, self.skipped = run, 0, 0, 0
+        self.started = time.perf_counter()
+        self.first_error: str | None = None
+
+    def eta(self) -> str:
+        finished = self.done + self.failed
+        left = len(self.run.todo) - finished
+        if not finished or left <= 0:
+            return "-:--:--" if left > 0 else "0:00:00"
+        seconds = int((time.perf_counter() - self.started) / finished * left)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _CountsColumn(ProgressColumn):
+    def __init__(self, counts: _Counts):
+        super().__init__()
+        self.counts = counts
+
+    def render(self, task: Any) -> Text:
+        c = self.counts
+        return Text(f"{c.done + c.skipped} done · {c.failed} failed · {c.run.running} running · ETA {c.eta()}")
+
+
+def _bar(counts: _Counts, quiet: bool) -> RichProgress:
+    return RichProgress(
+        TextColumn("[bold]jobs"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        _CountsColumn(counts),
+        console=Console(stderr=False),
+        disable=quiet,
+        transient=False,
+    )
+
+
+def _line(result: Any) -> str:
+    r = result.record
+    if result.status == "done":
+        return f"done    {result.job.name}  {r.get('seconds', 0):.1f} s  J={r.get('loss') or float('nan'):.5g}"
+    if result.status == "skipped":
+        return f"skipped {result.job.name} (done before with the same options)"
+    return f"failed  {result.job.name}: {result.error}"
+
+
+def _drive(run: Any, counts: _Counts, quiet: bool, verbose: bool) -> None:
+    with _bar(counts, quiet) as bar:
+        task = bar.add_task("jobs", total=run.total)
+        for result in run:
+            if result.status == "failed":
+                counts.failed += 1
+                counts.first_error = counts.first_error or f"{result.job.name}: {result.error}"
+            else:
+                setattr(counts, result.status, getattr(counts, result.status) + 1)
+            bar.advance(task)
+            if verbose and not quiet:
+                bar.console.print(_line(result), markup=False, highlight=False, soft_wrap=True)
+
+
+def _start(
+    jobs: list[Any],
+    out: Path,
+    options: StylizeOptions,
+    model: Path,
+    executor: str,
+    workers: int | None,
+    threads: int | None,
+    force: bool,
+    address: str | None,
+    cpus_per_job: float,
+    gpus_per_job: float,
+    max_pixels: int,
+) -> Any:
+    from ..batch import run_batch
+    from ..engine import NSTError
+
+    try:
+        return run_batch(
+            jobs,
+            out,
+            options,
+            model_dir=model,
+            executor=executor,
+            workers=workers,
+            threads=threads,
+            force=force,
+            address=address,
+            cpus_per_job=cpus_per_job,
+            gpus_per_job=gpus_per_job,
+            max_pixels=max_pixels,
+        )
+    except NSTError as e:
+        raise fail(PROG, str(e)) from None
+
+
+@app.command(
+    help="Stylize every CONTENT with every --style (or the rows of --pairs FILE.csv) into -o OUTDIR as "
+    "OUTDIR/<content>__<style>.png, recording each job in OUTDIR/batch.jsonl. A rerun skips the jobs "
+    "already done with the same options.",
+    epilog="Exit codes: 0 all done, 1 some jobs failed (see OUTDIR/batch.jsonl), 2 bad command line, "
+    "130 Ctrl-C (finished outputs and records are kept; rerun to continue).",
+    cls=one_line_command(PROG),
+)
+@guard(PROG, "interrupted before any job finished; rerun the same command to start again")
+@stylize_options(PROG)
+def batch(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False)],
+    contents: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Content images: files, folders (their images) or quoted globs ('photos/*.jpg').", show_default=False
+        ),
+    ] = None,
+    style: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--style",
+            "-s",
+            help="Style image(s), folder or glob; repeat for several. Each content x each style is a job.",
+            show_default=False,
+        ),
+    ] = None,
+    pairs: Annotated[
+        Optional[Path],
+        typer.Option(
+            help=(
+                "CSV with a header row: content, style and optional nst-run option columns (iterations, "
+                "style_weight, ...); one job per row; relative paths are relative to the CSV."
+            )
+        ),
+    ] = None,
+    model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
+    executor: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help=("local: worker processes on this machine; ray: Ray actors (needs pip install 'nst[ray]').")),
+    ] = "local",
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=(
+                "Worker processes (each loads the model once) [default: local: one per core, fewer if jobs or "
+                "memory are fewer; ray: the cluster's CPUs / --cpus-per-job]."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=("onnxruntime threads per worker [default: local: cores / workers; ray: --cpus-per-job]."),
+            show_default=False,
+        ),
+    ] = None,
+    address: Annotated[
+        Optional[str],
+        typer.Option(
+            help=("Ray cluster address (ray://host:10001 or host:6379, or auto) [default: start Ray on this machine]."),
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_job: Annotated[float, typer.Option(min=0.0, help="Ray: CPUs reserved per worker.")] = 1.0,
+    gpus_per_job: Annotated[
+        float, typer.Option(min=0.0, help="Ray: GPUs reserved per worker (with --device auto or cuda).")
+    ] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Redo jobs already done.")] = False,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images with more pixels.")] = DEFAULT_MAX_PIXELS,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="One line per finished job.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    *,
+    options: StylizeOptions,
+) -> None:
+    from ..batch import JobError, build_jobs
+
+    if address and executor != "ray":
+        raise fail(PROG, "--address is for --executor ray", USAGE_ERROR)
+    if init_is_image(options.init) and not Path(options.init).is_file():
+        raise fail(
+            PROG, f"--init {options.init!r} is neither content, noise, mix:R nor an existing image file", USAGE_ERROR
+        )
+    try:
+        jobs = build_jobs(contents or [], style or [], out, pairs, options)
+    except JobError as e:
+        raise fail(PROG, str(e), USAGE_ERROR) from None
+    run = _start(
+        jobs, out, options, model, executor, workers, threads, force, address, cpus_per_job, gpus_per_job, max_pixels
+    )
+    counts = _Counts(run)
+    try:
+        run.start()  # setup errors (OUTDIR locked, Ray unreachable, a worker cannot load the model) before the bar
+        counts.started = time.perf_counter()
+        _drive(run, counts, quiet, verbose)
+    except KeyboardInterrupt:
+        run.close()
+        say(
+            PROG,
+            f"interrupted: {counts.done} jobs done, {counts.skipped} skipped, {counts.failed} failed, "
+            f"{len(run.todo) - counts.done - counts.failed} not finished; outputs and records so far are in "
+            f"{out}; rerun the same command to continue",
+        )
+        raise typer.Exit(INTERRUPTED) from None
+    except Exception as e:  # BatchLockedError, BatchSetupError (Ray unreachable), a model a worker cannot load
+        from ..batch import BatchLockedError
+        from ..engine import NSTError
+
+        if isinstance(e, (BatchLockedError, NSTError)):
+            raise fail(PROG, str(e)) from None
+        raise
+    _summary(run, counts, quiet, out)
+
+
+def _summary(run: Any, counts: _Counts, quiet: bool, out: Path) -> None:
+    seconds = time.perf_counter() - counts.started
+    if counts.failed:
+        raise fail(
+            PROG,
+            f"{counts.failed} of {run.total} jobs failed (first: {counts.first_error}); {counts.done} "
+            f"done, {counts.skipped} skipped; see {run.record_path}",
+        )
+    if not quiet:
+        typer.echo(
+            f"{run.total} jobs: {counts.done} done, {counts.skipped} skipped (done before) in {seconds:.1f} s "
+            f"-> {out}/ (records: {run.record_path})"
+        )
+
+
+def main() -> None:
+    app(prog_name=PROG)
