@@ -3,13 +3,13 @@ the host copies around them, and the NumPy loss pieces, at one size.
 
     .venv/bin/python bench/profile_engine.py [--size 256] [--runs 5] [--model models/vgg19] [--json out.json]
 
-Runs the engine's own sessions (nst.engine.model.load_model) with SessionOptions.enable_profiling set on a second,
-identically configured pair of sessions, so the numbers are the engine's graphs after ORT's optimisations (NCHWc
-layout transforms included). Also times, on the engine's normal sessions:
+The profile runs on a second pair of sessions with the engine's own SessionOptions plus enable_profiling, so the
+numbers are the engine's graphs after ORT's optimisations (NCHWc layout transforms included). Also times, on the
+engine's sessions (nst.engine.load_model):
   features: run_with_iobinding alone vs get_outputs + OrtValue.numpy() of the taps + the saved-image copy
   vjp: the np.array_equal check, binding the gradient inputs, the run, the result copy
-  losses: content_loss, gram + style gradient per layer, with the BLAS thread count in force
-No torch here.
+  losses: content_loss, gram + style gradient per layer
+all with OpenBLAS on one thread, as stylize() runs on the CPU provider. No torch here.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from workload import DEFAULT_MODEL, bench_images, start_image, to_nchw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+from nst.engine.manifest import Manifest
 
 
 def med(f, runs: int, warm: int = 1) -> float:
@@ -39,34 +39,29 @@ def med(f, runs: int, warm: int = 1) -> float:
     return statistics.median(ts)
 
 
-def ort_profile(model_dir: Path, manifest: dict, image: np.ndarray, grads: dict, runs: int, threads: int) -> dict:
+def ort_profile(model_dir: Path, m: Manifest, image: np.ndarray, grads: dict, runs: int) -> dict:
     """Per-op-type and per-node kernel times (median over runs) for both graphs, from ORT's own profiler."""
-    import onnxruntime as ort
+    from nst.engine.model import _session_options, import_ort
 
+    ort = import_ort()
     out = {}
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts = _session_options(ort, True, None, False)  # the engine's own options, plus profiling
     opts.enable_profiling = True
-    prefix = Path("/tmp") / f"nst-ortprof-{os.getpid()}"
-    opts.profile_file_prefix = str(prefix)
-    g = manifest["graphs"]
-    feat = ort.InferenceSession(str(model_dir / g["features"]["file"]), opts, providers=["CPUExecutionProvider"])
-    grad = ort.InferenceSession(str(model_dir / g["gradient"]["file"]), opts, providers=["CPUExecutionProvider"])
-    names = g["features"]["outputs"]["taps"] + g["features"]["outputs"]["saved"]
+    opts.profile_file_prefix = str(Path("/tmp") / f"nst-ortprof-{os.getpid()}")
+    feat, grad = (ort.InferenceSession(str(model_dir / g.file), opts, providers=["CPUExecutionProvider"])
+                  for g in (m.features, m.gradient))
+    names = list(m.taps) + list(m.saved)
     saved = {}
-    for i in range(runs + 1):
-        vals = feat.run(names, {"image": image})
-        saved = dict(zip(names, vals))
-    feeds = {g["gradient"]["inputs"]["grads"][t]: grads[t] for t in g["gradient"]["inputs"]["grads"]}
-    feeds.update({n: saved[n] for n in g["gradient"]["inputs"]["saved"]})
-    for i in range(runs + 1):
+    for _ in range(runs + 1):
+        saved = dict(zip(names, feat.run(names, {"image": image})))
+    feeds = {name: grads[tap] for tap, name in m.grad_inputs.items()}
+    feeds.update({n: saved[n] for n in m.grad_saved})
+    for _ in range(runs + 1):
         grad.run(None, feeds)
     for key, sess in (("features", feat), ("gradient", grad)):
         path = sess.end_profiling()
-        events = json.load(open(path))
+        with open(path) as f:
+            events = json.load(f)
         os.unlink(path)
         runs_ev = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
         per_node = collections.defaultdict(list)
@@ -95,9 +90,8 @@ def ort_profile(model_dir: Path, manifest: dict, image: np.ndarray, grads: dict,
 def host_copies(model, image: np.ndarray, grads: dict, runs: int) -> dict:
     """The engine's Model.features / Model.vjp split into the ORT run and the host-side work around it."""
     m = model.manifest
-    graph = m["graphs"]["features"]
-    taps = graph["outputs"]["taps"]
-    names = taps + graph["outputs"]["saved"]
+    taps = list(m.taps)
+    names = taps + list(m.saved)
     res = {}
     binding = model._features.io_binding()
     binding.bind_cpu_input("image", image)
@@ -114,11 +108,10 @@ def host_copies(model, image: np.ndarray, grads: dict, runs: int) -> dict:
     model.features(image)
     res["vjp_total_ms"] = 1e3 * med(lambda: model.vjp(image, grads), runs)
     res["array_equal_ms"] = 1e3 * med(lambda: np.array_equal(image, model._saved_image), runs)
-    gin = m["graphs"]["gradient"]["inputs"]
     gb = model._gradient.io_binding()
-    for tap, input_name in gin["grads"].items():
+    for tap, input_name in m.grad_inputs.items():
         gb.bind_cpu_input(input_name, grads[tap])
-    for name in gin["saved"]:
+    for name in m.grad_saved:
         gb.bind_ortvalue_input(name, model._saved[name])
     gb.bind_output("grad_image", "cpu")
     res["vjp_run_ms"] = 1e3 * med(lambda: model._gradient.run_with_iobinding(gb), runs)
@@ -129,11 +122,11 @@ def loss_pieces(model, feats: dict, grams: dict, content_target: np.ndarray, run
     from nst.engine.losses import content_loss, gram, style_loss
 
     m = model.manifest
-    res = {"content_loss_ms": 1e3 * med(lambda: content_loss(feats[m["default_content_layer"]], content_target), runs)}
-    for layer in m["default_style_layers"]:
+    res = {"content_loss_ms": 1e3 * med(lambda: content_loss(feats[m.default_content_layer], content_target), runs)}
+    for layer in m.default_style_layers:
         a = feats[layer]
-        res[f"gram_{layer}_ms"] = 1e3 * med(lambda: gram(a), runs)
-        res[f"style_loss_{layer}_ms"] = 1e3 * med(lambda: style_loss(a, grams[layer]), runs)
+        res[f"gram_{layer}_ms"] = 1e3 * med(lambda a=a: gram(a), runs)
+        res[f"style_loss_{layer}_ms"] = 1e3 * med(lambda a=a, g=grams[layer]: style_loss(a, g), runs)
     return res
 
 
@@ -141,11 +134,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--model", default=str(ROOT / "models" / "vgg19"))
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--json")
     p.add_argument("--skip-ort-profile", action="store_true")
     a = p.parse_args(argv)
-    from bench import bench_images, start_image, to_nchw
+    from threadpoolctl import threadpool_limits
 
     from nst.engine import load_model
     from nst.engine.model import cpu_count
@@ -155,18 +148,18 @@ def main(argv=None) -> int:
     m = model.manifest
     content, style, _ = bench_images(a.size)
     x = start_image(content)
-    layers = tuple(m["default_style_layers"])
-    grams = style_targets(model, [to_nchw(style)], [1.0], layers)
-    content_target = model.features(to_nchw(content), keep_state=False)[m["default_content_layer"]]
+    grams = style_targets(model, [to_nchw(style)], [1.0], m.default_style_layers)
+    content_target = model.features(to_nchw(content), keep_state=False)[m.default_content_layer]
     feats = model.features(x)
     rng = np.random.default_rng(0)
     grads = {t: (rng.standard_normal(v.shape) * 1e-3).astype(np.float32) for t, v in feats.items()}
-    out = {"size": a.size, "threads": cpu_count(), "env": {k: v for k, v in os.environ.items()
-                                                             if k.startswith(("OPENBLAS", "OMP", "MKL"))}}
-    out["host"] = host_copies(model, x, grads, a.runs)
-    out["losses"] = loss_pieces(model, feats, grams, content_target, a.runs)
-    if not a.skip_ort_profile:
-        out["ort"] = ort_profile(Path(a.model), m, x, grads, a.runs, cpu_count())
+    out = {"size": a.size, "threads": cpu_count(), "blas_threads": 1,
+           "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL"))}}
+    with threadpool_limits(1, user_api="blas"):  # as stylize() runs beside onnxruntime on the CPU provider
+        out["host"] = host_copies(model, x, grads, a.runs)
+        out["losses"] = loss_pieces(model, feats, grams, content_target, a.runs)
+        if not a.skip_ort_profile:
+            out["ort"] = ort_profile(Path(a.model), m, x, grads, a.runs)
     text = json.dumps(out, indent=1)
     if a.json:
         Path(a.json).write_text(text + "\n")
