@@ -25,7 +25,16 @@ from ..engine.model import cpu_count
 from ..engine.options import StylizeOptions
 from .jobs import Job
 from .local import LocalExecutor, default_split
-from .record import RECORD_FILE, append_record, batch_lock, is_done, job_fields, latest_records, remove_strays
+from .record import (
+    RECORD_FILE,
+    append_record,
+    batch_lock,
+    end_torn_line,
+    is_done,
+    job_fields,
+    latest_records,
+    remove_strays,
+)
 from .worker import Outcome, Task
 
 Status = Literal["done", "failed", "skipped"]
@@ -95,7 +104,7 @@ class BatchRun(Iterator[JobResult]):
 
     def _task(self, job: Job) -> Task:
         return Task(
-            job.name, str(job.content), str(job.style), job.options(self.options), self.max_pixels or 0, job.out.suffix
+            job.name, str(job.content), str(job.style), job.options(self.options), self.max_pixels, job.out.suffix
         )
 
     def _finish(self, job: Job, outcome: Outcome, attempts: int) -> JobResult:
@@ -122,6 +131,7 @@ class BatchRun(Iterator[JobResult]):
         self._stack = contextlib.ExitStack()
         try:
             self._stack.enter_context(batch_lock(self.outdir))
+            end_torn_line(self.outdir)
             remove_strays(self.outdir, [*self.skipped, *self.todo])  # their jobs are redone (or done already)
             if self.todo and hasattr(self.executor, "start"):
                 self.executor.start(len(self.todo))

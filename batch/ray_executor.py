@@ -21,7 +21,7 @@ from typing import Any
 from ..engine.errors import ModelError, NSTError
 from ..engine.files import sha256_file
 from ..engine.manifest import MANIFEST_FILE, read_manifest
-from ..engine.options import init_is_image
+from ..engine.options import StylizeOptions, init_is_image
 from .worker import JobRunner, Outcome, Task, describe, failed, one_line, worker_id
 
 MAX_ATTEMPTS = 2
@@ -52,6 +52,7 @@ def materialize(files: Mapping[str, bytes], manifest_sha: str, root: str | Path 
     the driver's and every file's sha256 (read_manifest), return its path. ModelError if anything differs."""
     final = Path(root or tempfile.gettempdir()) / f"nst-model-{manifest_sha[:16]}"
     if not (final / MANIFEST_FILE).is_file():
+        final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         for name, data in files.items():
             (staging / name).write_bytes(data)
@@ -70,9 +71,10 @@ def materialize(files: Mapping[str, bytes], manifest_sha: str, root: str | Path 
 class Stylizer:
     """The Ray actor (wrapped by ray.remote in RayExecutor): a JobRunner on a model directory it can read."""
 
-    def __init__(self, model_dir: str, manifest_sha: str, payload: list[Any], threads: int):
+    def __init__(self, model_dir: str, manifest_sha: str, payload: list[Any], threads: int, ship: bool | None = None):
         local = Path(model_dir)
-        self.shipped = not ((local / MANIFEST_FILE).is_file() and sha256_file(local / MANIFEST_FILE) == manifest_sha)
+        same = (local / MANIFEST_FILE).is_file() and sha256_file(local / MANIFEST_FILE) == manifest_sha
+        self.shipped = (not same) if ship is None else ship
         if self.shipped:  # `payload` is [ObjectRef]: inside a list, so Ray fetches it only here, when needed
             import ray
 
@@ -118,13 +120,18 @@ class RayExecutor:
         gpus_per_job: float = 0.0,
         options: Any = None,
         num_cpus: int | None = None,
+        ship_model: bool | None = None,
     ):
+        """ship_model: None ships the model to workers that do not see the same model directory; True always ships
+        it (a test of the path a multi-machine cluster takes)."""
         self.ray = import_ray()
         self.model_dir, self.address, self.workers = Path(model_dir), address, workers
         self.cpus, self.gpus = cpus_per_job, gpus_per_job
         self.threads = threads or max(1, int(cpus_per_job))
-        self.options, self.num_cpus = options, num_cpus
-        self.started_ray, self.actors, self.pending = False, [], {}  # type: ignore[var-annotated]
+        self.options, self.num_cpus, self.ship_model = options or StylizeOptions(), num_cpus, ship_model
+        self.started_ray = False
+        self.actors: list[Any] = []
+        self.pending: dict[Any, tuple[int, Task, int]] = {}  # ObjectRef -> (actor index, task, attempt)
         self.setup: list[dict[str, Any]] = []  # per worker: load_seconds, shipped
         self.refs: dict[str, Any] = {}
 
@@ -162,7 +169,7 @@ class RayExecutor:
 
     def _actor(self) -> Any:
         cls = self.ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0)(Stylizer)
-        return cls.remote(str(self.model_dir), self.sha, [self.payload], self.threads)
+        return cls.remote(str(self.model_dir.resolve()), self.sha, [self.payload], self.threads, self.ship_model)
 
     def start(self, jobs: int) -> None:
         """Connect (or start Ray here), start the workers and load the model in each."""

@@ -67,6 +67,21 @@ def append_record(outdir: Path, record: Mapping[str, Any]) -> None:
     append_line(outdir / RECORD_FILE, finite({**record, "finished": stamp}))
 
 
+def end_torn_line(outdir: Path) -> None:
+    """A crash mid-append can leave a last line without its newline; end it, so the next record starts a line of its
+    own instead of being glued to the fragment (and lost with it). Called once the batch holds OUTDIR's lock."""
+    path = outdir / RECORD_FILE
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+    except (FileNotFoundError, OSError):  # missing or empty
+        return
+    if torn:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+
+
 def latest_records(outdir: Path) -> dict[str, dict[str, Any]]:
     """The last complete record of each job name (a torn last line, from a crash mid-append, is skipped)."""
     latest: dict[str, dict[str, Any]] = {}

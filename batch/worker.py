@@ -31,7 +31,7 @@ class Task:
     content: str
     style: str
     options: StylizeOptions
-    max_pixels: int
+    max_pixels: int | None  # None: Pillow's own limit
     suffix: str = ".png"
     files: Mapping[str, Any] | None = None  # path -> bytes (or a Ray ObjectRef the executor resolves)
 

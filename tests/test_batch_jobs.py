@@ -20,8 +20,16 @@ def touch(path: Path) -> Path:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    for name in ("photos/a.jpg", "photos/b.png", "photos/notes.txt", "photos/.hidden.png", "photos/sub/c.jpg",
-                 "more/a.png", "styles/starry.jpg", "styles/scream.png"):
+    for name in (
+        "photos/a.jpg",
+        "photos/b.png",
+        "photos/notes.txt",
+        "photos/.hidden.png",
+        "photos/sub/c.jpg",
+        "more/a.png",
+        "styles/starry.jpg",
+        "styles/scream.png",
+    ):
         touch(tmp_path / name)
     return tmp_path
 
@@ -31,8 +39,11 @@ def names(jobs: list[Job]) -> list[str]:
 
 
 def test_files_and_styles_make_every_pair_in_order(tree: Path) -> None:
-    jobs = build_jobs([tree / "photos/a.jpg", tree / "photos/b.png"], [tree / "styles/starry.jpg",
-                      tree / "styles/scream.png"], tree / "out")
+    jobs = build_jobs(
+        [tree / "photos/a.jpg", tree / "photos/b.png"],
+        [tree / "styles/starry.jpg", tree / "styles/scream.png"],
+        tree / "out",
+    )
     assert names(jobs) == ["a__starry.png", "a__scream.png", "b__starry.png", "b__scream.png"]
     assert all(job.out.parent == tree / "out" and not job.overrides for job in jobs)
 
@@ -50,8 +61,9 @@ def test_glob_and_style_folder(tree: Path) -> None:
 
 def test_duplicates_are_dropped_first_kept(tree: Path) -> None:
     a = tree / "photos/a.jpg"
-    jobs = build_jobs([a, str(a), tree / "photos/../photos/a.jpg", tree / "photos"], [tree / "styles/starry.jpg"],
-                      tree / "out")
+    jobs = build_jobs(
+        [a, str(a), tree / "photos/../photos/a.jpg", tree / "photos"], [tree / "styles/starry.jpg"], tree / "out"
+    )
     assert names(jobs) == ["a__starry.png", "b__starry.png"]
 
 
@@ -90,18 +102,19 @@ def test_outputs_of_a_previous_batch_are_not_inputs(tree: Path) -> None:
 
 def test_pairs_csv_with_option_columns(tree: Path) -> None:
     csv = tree / "pairs.csv"
-    csv.write_text("content,style,iterations,style-weight,style_blend,low_memory\n"
-                   "photos/a.jpg,styles/starry.jpg,50,,,\n"
-                   "photos/a.jpg,styles/starry.jpg,80,1e-2,1,yes\n"
-                   f"{tree / 'photos/b.png'},styles/scream.png,,,,\n"
-                   "photos/a.jpg,styles/starry.jpg,50,,,\n")  # a duplicate of line 2
+    csv.write_text(
+        "content,style,iterations,style-weight,style_blend,low_memory\n"
+        "photos/a.jpg,styles/starry.jpg,50,,,\n"
+        "photos/a.jpg,styles/starry.jpg,80,1e-2,1,yes\n"
+        f"{tree / 'photos/b.png'},styles/scream.png,,,,\n"
+        "photos/a.jpg,styles/starry.jpg,50,,,\n"
+    )  # a duplicate of line 2
     jobs = build_jobs([], [], tree / "out", pairs_csv=csv, base=StylizeOptions(iterations=10))
     assert len(jobs) == 3
     first, second, third = jobs
     assert first.name != second.name and first.name.startswith("a__starry__")  # same pair, other options
     assert dict(first.overrides) == {"iterations": 50}
-    assert dict(second.overrides) == {"iterations": 80, "style_weight": 1e-2, "style_blend": (1.0,),
-                                      "low_memory": True}
+    assert dict(second.overrides) == {"iterations": 80, "style_weight": 1e-2, "style_blend": (1.0,), "low_memory": True}
     assert third.name == "b__scream.png" and third.options(StylizeOptions(iterations=10)).iterations == 10
     assert second.options(StylizeOptions()).low_memory is True
 
@@ -113,14 +126,17 @@ def test_pairs_csv_combines_with_contents(tree: Path) -> None:
     assert names(jobs) == ["a__starry.png", "b__scream.png"]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("content\nphotos/a.jpg\n", "header row"),
-    ("content,style,colour\nphotos/a.jpg,styles/starry.jpg,red\n", "unknown column 'colour'"),
-    ("content,style,iterations\nphotos/a.jpg,styles/starry.jpg,many\n", "line 2: column iterations"),
-    ("content,style,iterations\nphotos/a.jpg,styles/starry.jpg,0\n", "iterations must be >= 1"),
-    ("content,style\nphotos/a.jpg,\n", "line 2: content and style must both be given"),
-    ("content,style\nphotos/zzz.jpg,styles/starry.jpg\n", "line 2: content .*does not exist"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("content\nphotos/a.jpg\n", "header row"),
+        ("content,style,colour\nphotos/a.jpg,styles/starry.jpg,red\n", "unknown column 'colour'"),
+        ("content,style,iterations\nphotos/a.jpg,styles/starry.jpg,many\n", "line 2: column iterations"),
+        ("content,style,iterations\nphotos/a.jpg,styles/starry.jpg,0\n", "iterations must be >= 1"),
+        ("content,style\nphotos/a.jpg,\n", "line 2: content and style must both be given"),
+        ("content,style\nphotos/zzz.jpg,styles/starry.jpg\n", "line 2: content .*does not exist"),
+    ],
+)
 def test_bad_pairs_csv(tree: Path, text: str, match: str) -> None:
     csv = tree / "pairs.csv"
     csv.write_text(text)
@@ -139,8 +155,10 @@ def test_parse_option_types() -> None:
 
 
 def test_name_jobs_is_deterministic(tree: Path) -> None:
-    pairs = [(tree / "photos/a.jpg", tree / "styles/starry.jpg", ()), (tree / "more/a.png", tree / "styles/starry.jpg",
-                                                                      ())]
+    pairs = [
+        (tree / "photos/a.jpg", tree / "styles/starry.jpg", ()),
+        (tree / "more/a.png", tree / "styles/starry.jpg", ()),
+    ]
     assert names(name_jobs(pairs, tree / "out")) == names(name_jobs(pairs, tree / "out"))
 
 

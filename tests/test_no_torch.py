@@ -1,5 +1,5 @@
-"""The runtime needs no PyTorch: no module on nst-run's path imports torch, and nst-run works where `import torch`
-fails."""
+"""The runtime needs no PyTorch: no module on nst-run's or nst-batch's path imports torch, and both work where
+`import torch` fails (nst-batch's worker processes included)."""
 from __future__ import annotations
 
 import ast
@@ -20,7 +20,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_no_torch_import_in_runtime_sources():
-    for folder in ("engine", "cli"):
+    for folder in ("engine", "cli", "batch"):
         for path in (ROOT / folder).glob("*.py"):
             if path.name == "export_cmd.py":  # nst-export's CLI imports nst.export lazily, inside the command
                 continue
@@ -33,7 +33,12 @@ def test_no_torch_import_in_runtime_sources():
 
 
 def test_runtime_imports_load_no_torch():
-    code = BLOCK + "import nst.engine, nst.cli.run_cmd; print('ok')"
+    code = BLOCK + (
+        "import nst.engine, nst.cli.run_cmd, nst.cli.batch_cmd, nst.batch, nst.batch.local, nst.batch.ray_executor\n"
+        "from nst.batch.worker import JobRunner\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]\n"
+        "print('ok')"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
@@ -62,3 +67,18 @@ except ImportError:
 
     with Image.open(out) as im:
         assert im.size == (64, 48)
+
+
+def test_nst_batch_where_torch_cannot_be_imported(model_dir, images_dir, tmp_path):
+    """The block goes in a sitecustomize.py on PYTHONPATH, so the spawned worker processes have it too."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    exe = Path(sys.executable).parent / "nst-batch"
+    args = [images_dir / "content.png", "-s", images_dir / "style1.png", "-o", tmp_path / "out", "--model", model_dir,
+            "--size", 48, "--iterations", 2, "--workers", 1, "-q"]
+    r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "content__style1.png").is_file()
+    r = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "blocked in this test" in r.stderr  # the block did apply
