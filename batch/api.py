@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -145,7 +145,7 @@ class BatchRun(Iterator[JobResult]):
         if hasattr(self.executor, "close"):
             self.executor.close()
 
-    def _run(self) -> Iterator[JobResult]:
+    def _run(self) -> Generator[JobResult, None, None]:
         try:
             self.start()
             for job in self.skipped:

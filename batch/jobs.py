@@ -17,13 +17,16 @@ import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from ..engine.options import OptionError, StylizeOptions, option_names
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 OUTPUT_SUFFIX = ".png"
 _GLOB_CHARS = "*?["
+Overrides = tuple[tuple[str, Any], ...]  # per-row options from --pairs, sorted by name
+Pair = tuple[Path, Path, Overrides]  # content, style, overrides
 
 
 class JobError(ValueError):
@@ -98,25 +101,43 @@ def expand_paths(items: Iterable[str | Path], what: str, exclude: Path | None = 
 _HINTS = typing.get_type_hints(StylizeOptions)
 
 
-def parse_option(name: str, text: str) -> Any:
-    """A --pairs cell -> the StylizeOptions field's type (lists: commas or spaces; bools: 1/0, true/false, yes/no)."""
-    hint = _HINTS[name]
-    args = [a for a in get_args(hint) if a is not type(None)] or [hint]
-    kind = args[0]
+def _kinds(hint: Any) -> list[Any]:
+    """The alternatives of a field's type, None left out: `Literal[...] | tuple[float, ...]` -> both."""
+    if get_origin(hint) in (Union, UnionType):
+        return [a for a in get_args(hint) if a is not type(None)]
+    return [hint]
+
+
+def _parse_as(kind: Any, text: str) -> Any:
+    """text as `kind`; ValueError if it is not one."""
+    if get_origin(kind) is Literal:
+        if text not in get_args(kind):
+            raise ValueError(f"{text!r} is not one of {', '.join(map(str, get_args(kind)))}")
+        return text
     if get_origin(kind) is tuple:
         element = get_args(kind)[0]
         return tuple(element(v) for v in text.replace(",", " ").split())
     if kind is bool:
-        lowered = text.strip().lower()
-        if lowered not in ("1", "0", "true", "false", "yes", "no"):
+        if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise ValueError(f"{text!r} is not a yes/no value")
-        return lowered in ("1", "true", "yes")
-    if kind in (int, float):
-        return kind(text)
-    return text.strip()
+        return text.lower() in ("1", "true", "yes")
+    return kind(text)  # int, float, str
 
 
-def _row_overrides(row: dict[str, str], where: str) -> tuple[tuple[str, Any], ...]:
+def parse_option(name: str, text: str) -> Any:
+    """A --pairs cell -> the StylizeOptions field's type (lists: commas or spaces; bools: 1/0, true/false, yes/no;
+    a field that takes a keyword or numbers, such as style_layer_weights, either). ValueError naming the problem."""
+    text = text.strip()
+    problems = []
+    for kind in _kinds(_HINTS[name]):
+        try:
+            return _parse_as(kind, text)
+        except ValueError as e:
+            problems.append(str(e))
+    raise ValueError(problems[0] if len(problems) == 1 else f"{text!r} is not valid here")
+
+
+def _row_overrides(row: dict[str, str], where: str) -> Overrides:
     known = set(option_names())
     overrides = {}
     for column, cell in row.items():
@@ -135,7 +156,7 @@ def _row_overrides(row: dict[str, str], where: str) -> tuple[tuple[str, Any], ..
     return tuple(sorted(overrides.items()))
 
 
-def read_pairs(path: Path) -> list[tuple[Path, Path, tuple[tuple[str, Any], ...]]]:
+def read_pairs(path: Path) -> list[Pair]:
     """Rows (content, style, overrides) of a pairs CSV with a header row naming `content`, `style` and optionally
     nst-run options (`iterations`, `style_weight` or `style-weight`, ...). Relative paths are relative to the CSV's
     folder; a cell may be a folder or a glob; an empty option cell means the batch's value."""
@@ -172,7 +193,7 @@ def _digest(job: Job) -> str:
     return hashlib.sha1("\n".join(job.key()).encode()).hexdigest()[:8]
 
 
-def name_jobs(pairs: Sequence[tuple[Path, Path, tuple[tuple[str, Any], ...]]], outdir: Path) -> list[Job]:
+def name_jobs(pairs: Sequence[Pair], outdir: Path) -> list[Job]:
     """Drop duplicate pairs (first kept) and name the outputs; clashing names all get their digest appended."""
     jobs: list[Job] = []
     seen: set[tuple[str, str, str]] = set()
@@ -216,7 +237,7 @@ def build_jobs(
         raise JobError("give CONTENTS (files, folders or globs) to stylize with --style")
     content_paths = expand_paths(contents, "content", exclude=outdir)
     style_paths = expand_paths(styles, "style", exclude=outdir)
-    pairs = [(c, s, ()) for c in content_paths for s in style_paths]
+    pairs: list[Pair] = [(c, s, ()) for c in content_paths for s in style_paths]
     if pairs_csv is not None:
         pairs += read_pairs(Path(pairs_csv))
     if not pairs:

@@ -36,9 +36,20 @@ def default_split(
     return workers, max(1, cores // workers)
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the driver dies, even by SIGKILL (it would otherwise finish its job first)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker exits when its pipe closes
+        pass
+
+
 def serve(conn: Connection, model_dir: str, threads: int) -> None:
     """A worker process: run the tasks the driver sends until it sends None or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     runner = JobRunner(model_dir, threads)
     while True:
         try:

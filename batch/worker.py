@@ -140,6 +140,7 @@ class JobRunner:
     def _run(self, task: Task, mapping: Mapping[str, str], started: float) -> Outcome:
         from ..engine import load_image, memory, plan_run, stylize
 
+        loaded = self.load_seconds
         options = task.options
         model = self.model(options)
         content = load_image(mapping.get(task.content, task.content), task.max_pixels)
@@ -167,6 +168,7 @@ class JobRunner:
                 "error": None,
                 "seconds": time.perf_counter() - started,
                 "optimise_seconds": result.seconds,
+                "load_seconds": self.load_seconds - loaded,  # loading the model: a worker's first job
                 "loss": result.loss,
                 "terms": result.terms,
                 "iterations": result.iterations,

@@ -2,21 +2,20 @@
 
 Thin: the jobs, the executors, the records and the resume rule live in nst.batch (run_batch). This file parses the
 command line, shows one progress bar over the jobs and turns the outcome into an exit code: 0 all done (or skipped as
-done before), 1 some failed (one summary line), 2 bad command line, 130 Ctrl-C (finished outputs and records kept)."""
+done before), 1 some failed (one summary line), 2 bad command line, 130 Ctrl-C or SIGTERM (finished outputs and
+records kept)."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
-from rich.progress import Progress as RichProgress
-from rich.text import Text
 
 from ..engine.options import StylizeOptions, init_is_image
+from .batch_progress import Counts, drive
 from .common import INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say
 from .options_cli import stylize_options
 
@@ -24,68 +23,6 @@ PROG = "nst-batch"
 DEFAULT_MODEL = Path("models/vgg19")
 DEFAULT_MAX_PIXELS = 89_478_485
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-
-
-class _Counts:
-    """Live counts for the bar (read by its refresh thread) and the summary."""
-
-    def __init__(self, run: Any):
-        self.run, self.done, self.failed, self.skipped = run, 0, 0, 0
-        self.started = time.perf_counter()
-        self.first_error: str | None = None
-
-    def eta(self) -> str:
-        finished = self.done + self.failed
-        left = len(self.run.todo) - finished
-        if not finished or left <= 0:
-            return "-:--:--" if left > 0 else "0:00:00"
-        seconds = int((time.perf_counter() - self.started) / finished * left)
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _CountsColumn(ProgressColumn):
-    def __init__(self, counts: _Counts):
-        super().__init__()
-        self.counts = counts
-
-    def render(self, task: Any) -> Text:
-        c = self.counts
-        return Text(f"{c.done + c.skipped} done · {c.failed} failed · {c.run.running} running · ETA {c.eta()}")
-
-
-def _bar(counts: _Counts, quiet: bool) -> RichProgress:
-    return RichProgress(
-        TextColumn("[bold]jobs"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        _CountsColumn(counts),
-        console=Console(stderr=False),
-        disable=quiet,
-        transient=False,
-    )
-
-
-def _line(result: Any) -> str:
-    r = result.record
-    if result.status == "done":
-        return f"done    {result.job.name}  {r.get('seconds', 0):.1f} s  J={r.get('loss') or float('nan'):.5g}"
-    if result.status == "skipped":
-        return f"skipped {result.job.name} (done before with the same options)"
-    return f"failed  {result.job.name}: {result.error}"
-
-
-def _drive(run: Any, counts: _Counts, quiet: bool, verbose: bool) -> None:
-    with _bar(counts, quiet) as bar:
-        task = bar.add_task("jobs", total=run.total)
-        for result in run:
-            if result.status == "failed":
-                counts.failed += 1
-                counts.first_error = counts.first_error or f"{result.job.name}: {result.error}"
-            else:
-                setattr(counts, result.status, getattr(counts, result.status) + 1)
-            bar.advance(task)
-            if verbose and not quiet:
-                bar.console.print(_line(result), markup=False, highlight=False, soft_wrap=True)
 
 
 def _start(
@@ -202,7 +139,8 @@ def batch(
     *,
     options: StylizeOptions,
 ) -> None:
-    from ..batch import JobError, build_jobs
+    from ..batch import BatchLockedError, JobError, build_jobs
+    from ..engine import NSTError
 
     if address and executor != "ray":
         raise fail(PROG, "--address is for --executor ray", USAGE_ERROR)
@@ -217,31 +155,33 @@ def batch(
     run = _start(
         jobs, out, options, model, executor, workers, threads, force, address, cpus_per_job, gpus_per_job, max_pixels
     )
-    counts = _Counts(run)
+    counts = Counts(run)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the workers and keeps what is done, like Ctrl-C
     try:
         run.start()  # setup errors (OUTDIR locked, Ray unreachable, a worker cannot load the model) before the bar
         counts.started = time.perf_counter()
-        _drive(run, counts, quiet, verbose)
+        drive(run, counts, quiet, verbose)
     except KeyboardInterrupt:
         run.close()
+        left = len(run.todo) - counts.done - counts.failed
         say(
             PROG,
-            f"interrupted: {counts.done} jobs done, {counts.skipped} skipped, {counts.failed} failed, "
-            f"{len(run.todo) - counts.done - counts.failed} not finished; outputs and records so far are in "
-            f"{out}; rerun the same command to continue",
+            f"interrupted: {counts.done} jobs done, {counts.skipped} skipped, {counts.failed} failed, {left} not "
+            f"finished; outputs and records so far are in {out}; rerun the same command to continue",
         )
         raise typer.Exit(INTERRUPTED) from None
-    except Exception as e:  # BatchLockedError, BatchSetupError (Ray unreachable), a model a worker cannot load
-        from ..batch import BatchLockedError
-        from ..engine import NSTError
-
-        if isinstance(e, (BatchLockedError, NSTError)):
-            raise fail(PROG, str(e)) from None
-        raise
+    except (BatchLockedError, NSTError) as e:  # OUTDIR locked, Ray unreachable, a model a worker cannot load
+        raise fail(PROG, str(e)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _summary(run, counts, quiet, out)
 
 
-def _summary(run: Any, counts: _Counts, quiet: bool, out: Path) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _summary(run: Any, counts: Counts, quiet: bool, out: Path) -> None:
     seconds = time.perf_counter() - counts.started
     if counts.failed:
         raise fail(

@@ -150,8 +150,14 @@ def test_parse_option_types() -> None:
     assert parse_option("style_layers", "relu1_1, relu2_1") == ("relu1_1", "relu2_1")
     assert parse_option("style_blend", "0.7 0.3") == (0.7, 0.3)
     assert parse_option("init", " noise ") == "noise"
-    with pytest.raises(ValueError):
-        parse_option("low_memory", "maybe")
+    assert parse_option("low_memory", "Yes") is True
+    assert parse_option("device", "cpu") == "cpu"
+    assert parse_option("style_layer_weights", "equal") == "equal"
+    assert parse_option("style_layer_weights", "1,2,3,4,5") == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert parse_option("scales", "1") == 1
+    for name, text in (("low_memory", "maybe"), ("device", "tpu"), ("style_layer_weights", "most"), ("size", "big")):
+        with pytest.raises(ValueError):
+            parse_option(name, text)
 
 
 def test_name_jobs_is_deterministic(tree: Path) -> None:
