@@ -14,7 +14,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, Optional, get_args, get_origin
+from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
 
@@ -36,28 +36,42 @@ def _cli_type(hint: Any) -> Any:
     return hint
 
 
+def _words(hint: Any) -> tuple[str, ...]:
+    """The Literal words a field also accepts beside its numbers ('auto', 'equal' for style_layer_weights)."""
+    return tuple(w for a in get_args(hint) if get_origin(a) is Literal for w in get_args(a))
+
+
 def _parameter(f: dataclasses.Field) -> inspect.Parameter:
-    flag = "--" + f.name.replace("_", "-")
-    decls = [flag] if _HINTS[f.name] is bool else []  # a plain flag, not --x/--no-x
-    option = typer.Option(*decls, help=f.metadata["help"], show_default=f.default is not None)
+    hint = _HINTS[f.name]
+    decls = ["--" + f.name.replace("_", "-")] if hint is bool else []  # a plain flag, not --x/--no-x
+    listed = _tuple_element(hint) is not None  # parsed by _convert; its default is the field's, said in the help
+    option = typer.Option(*decls, help=f.metadata["help"], show_default=f.default is not None and not listed)
     return inspect.Parameter(
         f.name,
         inspect.Parameter.KEYWORD_ONLY,
-        default=f.default,
-        annotation=Annotated[_cli_type(_HINTS[f.name]), option],
+        default=None if listed else f.default,
+        annotation=Annotated[_cli_type(hint), option],
     )
 
 
-def _convert(prog: str, name: str, value: Any) -> Any:
-    """Command-line strings -> the field's tuple of names or numbers; exit 2 on a non-number."""
-    element = _tuple_element(_HINTS[name])
-    names = split_names(value) if element is not None else None
+def _convert(prog: str, f: dataclasses.Field, value: Any) -> Any:
+    """Command-line strings -> the field's tuple of names or numbers (or one of its words); exit 2 on a non-number."""
+    element = _tuple_element(_HINTS[f.name])
+    if element is None:
+        return value
+    names = split_names(value)
     if names is None:
-        return value if element is None else None
+        return f.default
+    if len(names) == 1 and names[0] in _words(_HINTS[f.name]):
+        return names[0]
     try:
         return tuple(element(v) for v in names)
     except ValueError:
-        raise fail(prog, f"--{name.replace('_', '-')} takes numbers, got {' '.join(names)!r}", USAGE_ERROR) from None
+        words = _words(_HINTS[f.name])
+        also = f" or one of: {', '.join(words)}" if words else ""
+        raise fail(
+            prog, f"--{f.name.replace('_', '-')} takes numbers{also}, got {' '.join(names)!r}", USAGE_ERROR
+        ) from None
 
 
 def option_error(prog: str, e: OptionError) -> typer.Exit:
@@ -77,7 +91,7 @@ def stylize_options(prog: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {f.name: _convert(prog, f.name, kwargs.pop(f.name)) for f in fields}
+            values = {f.name: _convert(prog, f, kwargs.pop(f.name)) for f in fields}
             try:
                 options = StylizeOptions(**values)
             except OptionError as e:

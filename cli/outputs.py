@@ -54,7 +54,7 @@ def run_record(options: StylizeOptions, content: Path, styles: list[Path], model
         else {
             "content_layer": plan.content_layer,
             "style_layers": list(plan.style_layers),
-            "style_layer_weights": list(plan.style_layer_weights),
+            "style_layer_weights": "auto" if plan.style_layer_weights is None else list(plan.style_layer_weights),
             "style_blend": list(plan.style_blend),
             "content_weight": plan.content_weight,
             "style_weight": plan.style_weight,

@@ -128,6 +128,7 @@ def write_result(result: Any, out: Path, log_json: Path | None, record: dict) ->
         "seconds": result.seconds,
         "message": result.message,
         "interrupted": result.interrupted,
+        "stages": result.stages,
     }
     for target, write in (
         (out, lambda: save_image(result.image, out)),
@@ -190,7 +191,10 @@ def run(
         raise report_failure(error, out, log_json, record)
     write_result(result, out, log_json, record)
     if result.interrupted:
-        say(PROG, f"interrupted after {result.iterations} iterations; the best image so far was written to {out}")
+        stages = len(result.plan.stages)
+        where = f" in stage {result.stage}/{stages}, resized to the final size," if result.stage < stages else ""
+        say(PROG, f"interrupted after {result.iterations} iterations; the best image so far{where} was written to "
+                  f"{out}")
         raise typer.Exit(INTERRUPTED)
     if not quiet:
         note = "" if result.success else f" ({result.message})"

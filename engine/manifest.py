@@ -16,7 +16,7 @@ from .files import atomic_write, sha256_file
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "nst-model"
-FORMAT_VERSION = 1  # the newest model format this engine reads (and the one the exporter writes)
+FORMAT_VERSION = 2  # the model format this engine reads and the exporter writes (2: beta per layer weighting)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ class Manifest:
     default_content_layer: str
     default_style_layers: tuple[str, ...]
     content_weight: float  # recommended alpha for these weights' activation scale
-    style_weight: float  # recommended beta
+    style_weight: float  # recommended beta with auto style-layer weights (relative Gram errors)
+    style_weight_equal: float  # recommended beta with equal or given style-layer weights (the seeds' J_style)
     pooling: str  # "max" | "avg"
     preprocess: str  # "caffe" | "torchvision": the input convention, applied inside the features graph
     preprocess_matrix: tuple[tuple[float, ...], ...]  # x_net = matrix @ rgb + bias, rgb in [0, 1]
@@ -129,7 +130,11 @@ class Manifest:
             "min_size": self.min_size,
             "opset": self.opset,
             "exporter": dict(self.exporter),
-            "defaults": {"content_weight": self.content_weight, "style_weight": self.style_weight},
+            "defaults": {
+                "content_weight": self.content_weight,
+                "style_weight": self.style_weight,
+                "style_weight_equal": self.style_weight_equal,
+            },
             "validation": None if self.validation is None else dict(self.validation),
         }
 
@@ -152,6 +157,7 @@ class Manifest:
             default_style_layers=tuple(d["default_style_layers"]),
             content_weight=float(d["defaults"]["content_weight"]),
             style_weight=float(d["defaults"]["style_weight"]),
+            style_weight_equal=float(d["defaults"]["style_weight_equal"]),
             pooling=str(d["pooling"]),
             preprocess=str(pre["name"]),
             preprocess_matrix=tuple(tuple(float(v) for v in row) for row in pre["matrix"]),
@@ -193,6 +199,11 @@ def _load_json(path: Path) -> dict:
         raise ModelError(
             f"{mpath} has format version {version!r}, newer than this nst reads ({FORMAT_VERSION}); "
             "upgrade nst or re-export with this version"
+        )
+    if version < FORMAT_VERSION:
+        raise ModelError(
+            f"{mpath} has format version {version}, older than this nst reads ({FORMAT_VERSION}); "
+            "re-export the model with nst-export --force"
         )
     return data
 

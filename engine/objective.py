@@ -16,7 +16,7 @@ from .model import Model
 class LossWeights:
     content_layer: str
     style_layers: tuple[str, ...]
-    style_layer_weights: tuple[float, ...]  # lambda_l, summing to 1
+    style_layer_weights: tuple[float, ...]  # lambda_l: summing to 1, or auto_layer_weights()
     content_weight: float  # alpha
     style_weight: float  # beta
     tv_weight: float  # tau
@@ -33,6 +33,18 @@ def style_targets(
             g = gram(feats[layer]) * np.float32(w)  # (C, C)
             targets[layer] = g if layer not in targets else targets[layer] + g
     return targets
+
+
+def auto_layer_weights(grams: dict[str, np.ndarray], layers: Sequence[str]) -> tuple[float, ...]:
+    """lambda_l = 4 C_l^2 / (L ||G_S^l||^2), so that sum_l lambda_l J_style^l = (1/L) sum_l ||G^l - G_S^l||^2 /
+    ||G_S^l||^2: the mean relative Gram error. With equal weights, deep layers (large Gram entries) outweigh relu1_1
+    by ~100x and the optimiser leaves colour and fine texture unmatched; relative errors put every layer on one scale.
+    Departure from the paper (equal w_l): these weights do not sum to 1, and the recommended beta differs."""
+    lam = []
+    for layer in layers:
+        g = grams[layer].astype(np.float64)  # (C, C)
+        lam.append(4.0 * g.shape[0] ** 2 / max(float(np.sum(g * g)), 1e-30) / len(layers))
+    return tuple(lam)
 
 
 class Objective:

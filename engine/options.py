@@ -10,8 +10,12 @@ import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, get_args
 
+from .color import PreserveColors
+
 Device = Literal["auto", "cpu", "cuda"]
+LayerWeighting = Literal["auto", "equal"]
 INIT_KEYWORDS = ("content", "noise")  # plus "mix:R" and an image path
+DEFAULT_MIN_SIZE = 256  # the first stage's long side when --min-size is not given
 
 
 class OptionError(ValueError):
@@ -28,20 +32,37 @@ def _opt(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True)
 class StylizeOptions:
-    size: int = _opt(512, "Working long side in px (the content is resized to it).")
-    iterations: int = _opt(300, "L-BFGS-B iterations.")
+    size: int = _opt(512, "Working long side in px of the result (the content is resized to it).")
+    iterations: int = _opt(
+        200,
+        "L-BFGS-B iterations of the first (coarsest) stage; each later stage runs fewer in proportion to its long side "
+        "(half as many at twice the size). With one stage, the run's iterations.",
+    )
+    scales: int | None = _opt(
+        None,
+        "Stages of the coarse-to-fine schedule, from --min-size up to --size in equal ratios; 1 = single scale "
+        "[default: as many as keep each step <= 2x].",
+    )
+    min_size: int | None = _opt(None, "Long side of the first stage [default: 256, or --size if smaller].")
     content_weight: float | None = _opt(None, "alpha [default: from the model's manifest].")
     style_weight: float | None = _opt(None, "beta [default: from the model's manifest].")
     content_layer: str | None = _opt(None, "Content layer [default: the model's].")
     style_layers: tuple[str, ...] | None = _opt(
         None, "Style layers, comma- or space-separated, a subset of the model's taps [default: the model's]."
     )
-    style_layer_weights: tuple[float, ...] | None = _opt(
-        None, "lambda per style layer, e.g. '1,1,1,1,1' (normalised to sum 1) [default: equal]."
+    style_layer_weights: LayerWeighting | tuple[float, ...] = _opt(
+        "auto",
+        "lambda per style layer: auto (each layer's term relative to its style target, so every layer is matched), "
+        "equal, or numbers such as '1,1,1,1,1' (normalised to sum 1).",
     )
     style_blend: tuple[float, ...] | None = _opt(None, "Weight per style image, e.g. '0.7,0.3' [default: equal].")
     style_scale: float = _opt(1.0, "Style images' long side = content's x this.")
     tv_weight: float = _opt(0.0, "tau: squared total-variation weight (smoothness).")
+    preserve_colors: PreserveColors = _opt(
+        "none",
+        "none; luminance (stylize the luminance only, keep the content's colours); histogram (give the style "
+        "images the content's colour mean and covariance first).",
+    )
     init: str = _opt("content", "content, noise, mix:R (R noise + (1-R) content, R in [0,1]), or an image path.")
     seed: int = _opt(0, "Seed for noise inits.")
     maxcor: int = _opt(20, "L-BFGS memory (correction pairs); each costs 2 x 8 bytes per pixel-channel.")
@@ -51,8 +72,22 @@ class StylizeOptions:
     )
 
     def __post_init__(self) -> None:
-        for name in ("size", "iterations", "maxcor"):
-            _positive_int(name, getattr(self, name))
+        for name in ("size", "iterations", "maxcor", "scales", "min_size"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.min_size is not None and self.min_size > self.size:
+            raise OptionError("min_size", f"({self.min_size}) must not be larger than --size ({self.size})")
+        if isinstance(self.style_layer_weights, str) and self.style_layer_weights not in get_args(LayerWeighting):
+            raise OptionError(
+                "style_layer_weights",
+                f"{self.style_layer_weights!r} is unknown; choose one of: "
+                f"{', '.join(get_args(LayerWeighting))}, or numbers",
+            )
+        if self.preserve_colors not in get_args(PreserveColors):
+            raise OptionError(
+                "preserve_colors",
+                f"{self.preserve_colors!r} is unknown; choose one of: {', '.join(get_args(PreserveColors))}",
+            )
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if value is not None:
@@ -60,7 +95,7 @@ class StylizeOptions:
         _finite("style_scale", self.style_scale, allow_zero=False)
         for name in ("style_layer_weights", "style_blend"):
             values = getattr(self, name)
-            if values is not None:
+            if values is not None and not isinstance(values, str):
                 for v in values:
                     _finite(name, v)
                 if sum(values) <= 0:
@@ -80,6 +115,11 @@ class StylizeOptions:
     def default(cls, name: str) -> Any:
         f = cls.__dataclass_fields__[name]
         return None if f.default is MISSING else f.default
+
+    @property
+    def first_size(self) -> int:
+        """The first stage's long side: --min-size, or 256 (DEFAULT_MIN_SIZE), or --size if that is smaller."""
+        return self.min_size if self.min_size is not None else min(DEFAULT_MIN_SIZE, self.size)
 
 
 def option_names() -> list[str]:

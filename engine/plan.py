@@ -29,7 +29,7 @@ class Plan:
     options: StylizeOptions  # as asked
     content_layer: str  # resolved against the model's defaults
     style_layers: tuple[str, ...]
-    style_layer_weights: tuple[float, ...]  # lambda_l, summing to 1
+    style_layer_weights: tuple[float, ...] | None  # lambda_l summing to 1; None: "auto", derived per stage
     style_blend: tuple[float, ...]  # per style image, summing to 1
     content_weight: float  # alpha
     style_weight: float  # beta
@@ -39,6 +39,25 @@ class Plan:
     @property
     def size(self) -> HW:
         return self.stages[-1].size
+
+
+def schedule(content_hw: HW, options: StylizeOptions, min_side: int) -> list[tuple[HW, int]]:
+    """The coarse-to-fine stages as ((h, w), iterations), coarsest first.
+
+    Long sides grow geometrically from options.first_size to options.size (the last is exactly --size); without
+    --scales, as few stages as keep each step <= 2x. A stage whose short side would be below min_side (the deepest
+    layer's downsampling) starts larger instead. Iterations fall in proportion to the long side: the first stage runs
+    options.iterations, a stage twice as large half as many (at least 1)."""
+    final, first = options.size, max(options.first_size, smallest_size(content_hw, min_side))
+    if options.scales is not None:
+        n = options.scales
+    else:
+        n = 1 + max(0, math.ceil(math.log2(final / first) - 1e-9)) if first < final else 1
+    if n == 1 or first >= final:
+        return [(fit_long_side(*content_hw, final), options.iterations)]
+    longs = [round(first * (final / first) ** (k / (n - 1))) for k in range(n)]
+    longs = sorted(set(longs[:-1]) | {final})  # rounding can repeat a size on narrow schedules
+    return [(fit_long_side(*content_hw, s), max(1, round(options.iterations * longs[0] / s))) for s in longs]
 
 
 def _normalise(name: str, values: Sequence[float] | None, n: int, counted: str) -> tuple[float, ...]:
@@ -135,27 +154,33 @@ def plan_run(
     if not style_hws:
         raise OptionError("styles", "must name at least one style image")
     content_layer, style_layers = _layers(manifest, options)
-    lam = _normalise(
-        "style_layer_weights", options.style_layer_weights, len(style_layers), "values for {n} style layers"
-    )
+    weighting = options.style_layer_weights
+    lam = None
+    if weighting != "auto":
+        given = None if weighting == "equal" else weighting
+        lam = _normalise("style_layer_weights", given, len(style_layers), "values for {n} style layers")
     blend = _normalise("style_blend", options.style_blend, len(style_hws), "weights for {n} style image(s)")
-    size = fit_long_side(*content_hw, options.size)
-    style_sizes = tuple(style_size(hw, size, options.style_scale) for hw in style_hws)
     names = style_names or [f"style image {i + 1}" for i in range(len(style_hws))]
-    _check_sizes(manifest, content_hw, size, style_sizes, names)
+    stages = []
+    for i, (hw, iterations) in enumerate(schedule(content_hw, options, manifest.min_size), start=1):
+        style_sizes = tuple(style_size(s, hw, options.style_scale) for s in style_hws)
+        _check_sizes(manifest, content_hw, hw, style_sizes, names)
+        stages.append(Stage(i, hw, style_sizes, iterations))
+    size = stages[-1].size
     if available is not None:
         need = _check_memory(manifest, content_hw, size, options, weights_bytes, available)
     else:
         need = memory.estimate_bytes(manifest, *size, options.maxcor, weights_bytes, options.low_memory)
-    stages = (Stage(1, size, style_sizes, options.iterations),)
+    # the recommended beta depends on how the layers are weighted (auto: relative Gram errors; else the seeds' J_s)
+    beta = manifest.style_weight if lam is None else manifest.style_weight_equal
     return Plan(
-        options,
-        content_layer,
-        style_layers,
-        lam,
-        blend,
-        manifest.content_weight if options.content_weight is None else options.content_weight,
-        manifest.style_weight if options.style_weight is None else options.style_weight,
-        stages,
-        need,
+        options=options,
+        content_layer=content_layer,
+        style_layers=style_layers,
+        style_layer_weights=lam,
+        style_blend=blend,
+        content_weight=manifest.content_weight if options.content_weight is None else options.content_weight,
+        style_weight=beta if options.style_weight is None else options.style_weight,
+        stages=tuple(stages),
+        memory_bytes=need,
     )

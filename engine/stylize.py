@@ -1,23 +1,28 @@
 """The pure core: stylize(model, content, styles, options) -> StylizeResult. Arrays in, arrays out; progress leaves
-through a callback carrying a Progress; no printing, no files."""
+through a callback carrying a Progress; no printing, no files.
+
+A run is a plan's stages, coarse to fine: each stage optimises at its size from the previous stage's result
+upsampled (Lanczos), with the style targets recomputed at that size, so the style's scale relative to the content is
+the same at every stage. Colour preservation wraps the whole run (engine/color.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import time
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from . import color
+from .errors import NonFiniteError
 from .images import resize
 from .model import Model
-from .objective import LossWeights, Objective, style_targets
-from .optimize import Optimised, optimise
+from .optimize import Optimised
 from .options import INIT_KEYWORDS, OptionError, StylizeOptions, mix_ratio
 from .plan import Plan, Stage, plan_run
+from .stage import run_stage
 
 
 @dataclass
@@ -28,26 +33,29 @@ class Progress:
     content: float  # weighted terms: content + style + tv == loss
     style: float
     tv: float
-    evaluations: int
+    evaluations: int  # within the stage
     elapsed: float  # seconds since the stage's optimisation started
     stage: int = 1
     stages: int = 1
     size: tuple[int, int] = (0, 0)  # the stage's (h, w)
     _x: np.ndarray | None = field(default=None, repr=False)
+    _finish: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     def image(self) -> np.ndarray:
-        """The current iterate as (H, W, 3) float32 (computed on demand: most callbacks never need it)."""
+        """The current iterate as (H, W, 3) float32, as it would be written (colours recombined with
+        preserve_colors=luminance); computed on demand: most callbacks never need it."""
         assert self._x is not None
-        return self._x[0].transpose(1, 2, 0).astype(np.float32)
+        image = self._x[0].transpose(1, 2, 0).astype(np.float32)
+        return self._finish(image) if self._finish is not None else image
 
 
 @dataclass
 class StylizeResult:
-    image: np.ndarray  # (H, W, 3) float32 in [0, 1]: the lowest-loss image evaluated
-    loss: float
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1] at the final size: the last stage's lowest-loss image
+    loss: float  # of the last stage run
     terms: dict[str, float]
     history: list[dict] = field(default_factory=list)  # per iteration: stage, iteration, loss, content, style, tv
-    iterations: int = 0
+    iterations: int = 0  # over all stages
     evaluations: int = 0
     success: bool = True  # False if scipy stopped abnormally (reported, not raised)
     stopped: bool = False  # True if the callback asked to stop (StopIteration)
@@ -57,21 +65,8 @@ class StylizeResult:
     setup_seconds: float = 0.0  # style/content targets
     provider: str = ""
     plan: Plan | None = None
-
-
-def _blas_threads(model: Model) -> Any:
-    """On the CPU provider, onnxruntime uses every core between the NumPy steps; OpenBLAS's idle threads spin and take
-    those cores (measured at 256 px: NumPy losses 44-204 ms with 2 threads, 52-55 ms with 1; the evaluation 6-9% faster
-    quiet and 2.5x faster under load). On CUDA the cores are free for BLAS, so its threads are left alone."""
-    if model.provider != "CPUExecutionProvider":
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
-def to_nchw(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)  # (1, 3, H, W)
+    stages: list[dict] = field(default_factory=list)  # per stage run: stage, size, iterations, seconds, loss, lambda
+    stage: int = 0  # the stage the run ended in (< len(plan.stages) when interrupted or stopped early)
 
 
 def make_init(init: str, content: np.ndarray, seed: int, image: np.ndarray | None = None) -> np.ndarray:
@@ -98,72 +93,33 @@ def resolve_options(options: StylizeOptions | None, overrides: dict[str, Any]) -
     if isinstance(overrides.get("init"), np.ndarray):
         init_image, overrides["init"] = overrides["init"], "image"
     for key in ("style_layers", "style_layer_weights", "style_blend"):
-        if overrides.get(key) is not None:
+        if overrides.get(key) is not None and not isinstance(overrides[key], str):
             overrides[key] = tuple(overrides[key])
     return dataclasses.replace(options or StylizeOptions(), **overrides), init_image
 
 
-def _targets(
-    model: Model, plan: Plan, stage: Stage, styles: Sequence[np.ndarray], cache: dict | None
-) -> dict[str, np.ndarray]:
-    """The stage's style Grams; with a cache (a dict the caller keeps), runs that share styles, sizes, layers and
-    blend (e.g. the cells of an alpha/beta sweep) compute them once."""
-    key = (tuple(id(s) for s in styles), stage.style_sizes, plan.style_layers, plan.style_blend)
-    if cache is not None and key in cache:
-        return cache[key]
-    styles_nchw = [to_nchw(resize(np.asarray(s, np.float32), hw)) for s, hw in zip(styles, stage.style_sizes)]
-    grams = style_targets(model, styles_nchw, plan.style_blend, plan.style_layers)
-    if cache is not None:
-        cache[key] = grams
-    return grams
+def _colour_inputs(mode: str, content: np.ndarray, styles: Sequence[np.ndarray], init: np.ndarray | None) -> tuple:
+    """What the optimisation sees under preserve_colors: grey luminance images, or colour-matched styles."""
+    if mode == "luminance":
+        grey_init = None if init is None else color.grey(color.luminance(init))
+        return color.grey(color.luminance(content)), [color.match_luminance(s, content) for s in styles], grey_init
+    if mode == "histogram":
+        return content, [color.match_histogram(s, content) for s in styles], init
+    return content, list(styles), init
 
 
-def _run_stage(
-    model: Model,
-    plan: Plan,
-    stage: Stage,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    x0: np.ndarray,
-    callback: Callable[[Progress], None] | None,
-    cache: dict | None = None,
-) -> tuple[Optimised, float]:
-    t0 = time.perf_counter()
-    weights = LossWeights(
-        plan.content_layer,
-        plan.style_layers,
-        plan.style_layer_weights,
-        plan.content_weight,
-        plan.style_weight,
-        plan.options.tv_weight,
-    )
-    with _blas_threads(model):
-        grams = _targets(model, plan, stage, styles, cache)
-        objective = Objective(model, to_nchw(resize(content, stage.size)), grams, weights)
-    setup = time.perf_counter() - t0
-    t1 = time.perf_counter()
-
-    def on_iteration(i: int, f: float, terms: dict, evals: int, x: np.ndarray) -> None:
-        if callback is not None:
-            callback(
-                Progress(
-                    i,
-                    stage.iterations,
-                    f,
-                    terms["content"],
-                    terms["style"],
-                    terms["tv"],
-                    evals,
-                    time.perf_counter() - t1,
-                    stage.index,
-                    len(plan.stages),
-                    stage.size,
-                    x,
-                )
-            )
-
-    with _blas_threads(model):
-        return optimise(objective, to_nchw(x0), stage.iterations, plan.options.maxcor, on_iteration), setup
+def _stage_record(stage: Stage, run: Optimised, lam: tuple[float, ...]) -> dict:
+    return {
+        "stage": stage.index,
+        "size": list(stage.size),
+        "iterations": run.iterations,
+        "evaluations": run.evaluations,
+        "seconds": run.seconds,
+        "loss": run.loss,
+        "terms": run.terms,
+        "style_layer_weights": list(lam),
+        "message": run.message,
+    }
 
 
 def stylize(
@@ -178,14 +134,15 @@ def stylize(
     target_cache: dict | None = None,
     **overrides: Any,
 ) -> StylizeResult:
-    """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]).
+    """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]), stage by stage.
 
     content: (H, W, 3) float32 RGB in [0, 1], any size (resized so its long side is options.size); styles: any sizes
-    (resized so their long side is the content's working long side x style_scale). Options may also be given as
-    keywords (stylize(model, c, [s], iterations=100)); weights default to the model's manifest. init_image: the start
-    image when options.init names one. target_cache: a dict kept across calls on the same style arrays, so their
-    Grams are computed once (see _targets). The callback gets a Progress after every iteration and may raise
-    StopIteration to stop cleanly (the result then has stopped=True)."""
+    (resized so their long side is the content's long side x style_scale, at every stage). Options may also be given
+    as keywords (stylize(model, c, [s], iterations=100)); weights default to the model's manifest. init_image: the
+    start image when options.init names one. plan: from plan_run (else planned here, without a memory check).
+    target_cache: a dict kept across calls on the same style arrays, so their Grams are computed once. The callback
+    gets a Progress after every iteration and may raise StopIteration to stop cleanly (then stopped=True).
+    Ctrl-C ends the run with interrupted=True and the best image so far, resized to the final size."""
     options, array_init = resolve_options(options, dict(overrides))
     init_image = array_init if array_init is not None else init_image
     content = np.asarray(content, dtype=np.float32)
@@ -193,23 +150,64 @@ def stylize(
         raise ValueError(f"content must be (H, W, 3), got {content.shape}")
     if plan is None:
         plan = plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], options)
-    stage = plan.stages[0]
-    x0 = make_init(options.init, resize(content, stage.size), options.seed, init_image)
-    run, setup = _run_stage(model, plan, stage, content, styles, x0, callback, target_cache)
-    history = [{"stage": stage.index, **h} for h in run.history]
-    return StylizeResult(
-        image=run.image,
-        loss=run.loss,
-        terms=run.terms,
-        history=history,
-        iterations=run.iterations,
-        evaluations=run.evaluations,
-        success=run.status in (0, 1) and not run.stopped,
-        stopped=run.stopped,
-        interrupted=run.interrupted,
-        message=run.message,
-        seconds=run.seconds,
-        setup_seconds=setup,
-        provider=model.provider,
-        plan=plan,
-    )
+    final = plan.size
+    seen, run_styles, init_image = _colour_inputs(options.preserve_colors, content, styles, init_image)
+
+    def finish(image: np.ndarray) -> np.ndarray:  # to the final size, colours recombined if luminance-only
+        image = resize(image, final)
+        return color.recombine(image, resize(content, final)) if options.preserve_colors == "luminance" else image
+
+    def on_iteration(stage: Stage, i: int, f: float, terms: dict, evals: int, secs: float, x: np.ndarray) -> None:
+        if callback is not None:
+            finish_at_size = (
+                (lambda im: color.recombine(im, resize(content, im.shape[:2])))
+                if options.preserve_colors == "luminance"
+                else None
+            )
+            callback(
+                Progress(
+                    i,
+                    stage.iterations,
+                    f,
+                    terms["content"],
+                    terms["style"],
+                    terms["tv"],
+                    evals,
+                    secs,
+                    stage.index,
+                    len(plan.stages),
+                    stage.size,
+                    x,
+                    finish_at_size,
+                )
+            )
+
+    x = make_init(options.init, resize(seen, plan.stages[0].size), options.seed, init_image)
+    result = StylizeResult(image=x, loss=math.nan, terms={}, provider=model.provider, plan=plan)
+    for stage in plan.stages:
+        if stage.index > 1:
+            x = resize(x, stage.size)  # Lanczos upsampling of the previous stage's result, clipped to [0, 1]
+        try:
+            run, weights, setup = run_stage(model, plan, stage, seen, run_styles, x, on_iteration, target_cache)
+        except NonFiniteError as e:
+            e.image = None if e.image is None else finish(e.image)
+            e.history = result.history + [{"stage": stage.index, **h} for h in e.history]
+            raise
+        _accumulate(result, stage, run, weights.style_layer_weights, setup)
+        x = run.image
+        if run.interrupted or run.stopped:
+            break
+    result.image = finish(x)
+    return result
+
+
+def _accumulate(result: StylizeResult, stage: Stage, run: Optimised, lam: tuple[float, ...], setup: float) -> None:
+    result.history += [{"stage": stage.index, **h} for h in run.history]
+    result.stages.append(_stage_record(stage, run, lam))
+    result.iterations += run.iterations
+    result.evaluations += run.evaluations
+    result.seconds += run.seconds
+    result.setup_seconds += setup
+    result.loss, result.terms, result.message, result.stage = run.loss, run.terms, run.message, stage.index
+    result.stopped, result.interrupted = run.stopped, run.interrupted
+    result.success = result.success and run.status in (0, 1) and not run.stopped and not run.interrupted

@@ -27,7 +27,7 @@ DEFAULT_OUT = Path("models") / "vgg19"
 # caffe: chosen by looking at runs on ../shared/images (README "Choosing alpha and beta"). torchvision: not measurable
 # offline; derived from caffe's by the ~100x activation-scale ratio k: J_c scales as k^2 and J_s as k^4, so the same
 # balance needs beta / k^2.
-DEFAULT_LOSS_WEIGHTS = {"caffe": (1.0, 1e-3), "torchvision": (1.0, 10.0)}
+DEFAULT_LOSS_WEIGHTS = {"caffe": (1.0, 1e6, 1e-3), "torchvision": (1.0, 1e2, 10.0)}
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _manifest(
     from .onnx_graphs import OPSET, grad_name, saved_outputs
 
     sha = {k: sha256_file(tmp / f) for k, f in files.items()}
-    alpha, beta = DEFAULT_LOSS_WEIGHTS[w.preprocess]
+    alpha, beta, beta_equal = DEFAULT_LOSS_WEIGHTS[w.preprocess]
     return Manifest(
         id=f"{arch}-{w.source}-{w.preprocess}-{pooling}-{sha['features'][:12]}",
         arch=arch,
@@ -101,6 +101,7 @@ def _manifest(
         default_style_layers=tuple(dict.fromkeys(style_layers)),
         content_weight=alpha,
         style_weight=beta,
+        style_weight_equal=beta_equal,
         pooling=pooling,
         preprocess=w.preprocess,
         preprocess_matrix=tuple(tuple(float(v) for v in row) for row in pre_a),

@@ -131,7 +131,7 @@ def test_weights_file_missing_layer_names_it(tmp_path):
 
 def test_manifest_contents(random_model_dir):
     m = json.loads((random_model_dir / "manifest.json").read_text())
-    assert m["format_version"] == 1 and m["arch"] == "vgg19" and m["pooling"] == "max"
+    assert m["format_version"] == 2 and m["arch"] == "vgg19" and m["pooling"] == "max"
     assert m["taps"] == TAPS and m["default_content_layer"] == "relu4_2"
     assert m["layers"][-1] == "relu5_1"  # truncated right after the deepest tap: no pool5, no classifier
     assert set(m["graphs"]) == {"features", "gradient", "weights"}
@@ -141,6 +141,7 @@ def test_manifest_contents(random_model_dir):
         assert sha256_file(random_model_dir / g["file"]) == g["sha256"]
     assert m["graphs"]["gradient"]["inputs"]["grads"]["relu4_2"] == "grad_relu4_2"
     assert m["defaults"]["content_weight"] > 0 and m["defaults"]["style_weight"] > 0
+    assert m["defaults"]["style_weight_equal"] > 0
     assert m["validation"]["gradient_rel_l2"] <= 1e-4 and m["opset"] == 17
     assert {"torch", "onnx"} <= set(m["exporter"])
 

@@ -48,6 +48,14 @@ def test_manifest_from_newer_format(model_dir, content, style, tmp_path, invoke,
     assert "format version" in line and "upgrade nst" in line
 
 
+def test_manifest_from_older_format(model_dir, content, style, tmp_path, invoke, error_line):
+    """Format 1 (round 1) had one recommended beta for equal layer weights; the engine asks for a re-export."""
+    model = model_copy(model_dir, tmp_path)
+    edit_manifest(model, lambda m: m.update(format_version=1))
+    line = error_line(invoke(content, style, "-o", tmp_path / "o.png", model=model), 1)
+    assert "format version 1" in line and "older" in line and "re-export" in line
+
+
 def test_graph_file_sha256_mismatch(model_dir, content, style, tmp_path, invoke, error_line):
     model = model_copy(model_dir, tmp_path)
     with open(model / "features.onnx", "ab") as f:

@@ -82,7 +82,7 @@ class _Flaky:
 
 @pytest.mark.parametrize("what", ["loss", "gradient"])
 def test_nan_stops_with_last_finite_image_api(model_dir, monkeypatch, what, synthetic_image):
-    core = importlib.import_module("nst.engine.stylize")
+    core = importlib.import_module("nst.engine.stage")
 
     monkeypatch.setattr(core, "Objective", _Flaky(core.Objective, 12, what))
     model = load_model(model_dir, "cpu")
@@ -96,7 +96,7 @@ def test_nan_stops_with_last_finite_image_api(model_dir, monkeypatch, what, synt
 
 def test_nan_in_cli_keeps_last_finite_image(model_dir, content, style, tmp_path, monkeypatch, nst_run, error_line,
                                             pixels):
-    core = importlib.import_module("nst.engine.stylize")
+    core = importlib.import_module("nst.engine.stage")
 
     monkeypatch.setattr(core, "Objective", _Flaky(core.Objective, 12, "gradient"))
     out, log = tmp_path / "out.png", tmp_path / "log.json"
