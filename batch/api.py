@@ -83,7 +83,8 @@ class BatchRun(Iterator[JobResult]):
         self.fields = {job.name: job_fields(job, options, self.manifest.id) for job in jobs}
         latest = {} if force or not outdir.is_dir() else latest_records(outdir)
         self.skipped = [job for job in jobs if not force and is_done(job, self.fields[job.name], latest)]
-        self.todo = [job for job in jobs if job not in set(self.skipped)]
+        skipped = set(self.skipped)
+        self.todo = [job for job in jobs if job not in skipped]
         self.total = len(jobs)
         self._latest = latest
         self.executor = executor(len(self.todo))  # the local pool or Ray; workers start on the first next()

@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,15 @@ def write_pairs(folder: Path) -> Path:
     return path
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(busy seconds of the whole machine from /proc/stat, CPU seconds of this process and its reaped children)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_config(config: str, pairs: Path, model: Path, size: int, iterations: int, work: Path) -> dict:
     from nst.batch import build_jobs, run_batch
     from nst.engine.options import StylizeOptions, option_names
@@ -63,12 +73,18 @@ def run_config(config: str, pairs: Path, model: Path, size: int, iterations: int
     options = StylizeOptions(size=size, iterations=iterations, **extra)
     outdir = work / config.replace(":", "-")
     jobs = build_jobs([], [], outdir, pairs_csv=pairs, base=options)
+    busy0, ours0 = cpu_seconds()
     t0 = time.perf_counter()
     run = run_batch(jobs, outdir, options, model_dir=model, executor=kind, workers=workers, threads=threads)
     run.start()  # Ray: ray.init, actors, model shipped and loaded; local: the lock (workers start with the first job)
     startup = time.perf_counter() - t0
     results = list(run)
     wall = time.perf_counter() - t0
+    busy1, ours1 = cpu_seconds()
+    cores = len(os.sched_getaffinity(0))
+    # CPU that other processes took during the run, as a share of the machine: a check that it was quiet. Not for
+    # Ray: its workers are the raylet's children, not ours, so their CPU cannot be told from other processes'.
+    others = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (wall * cores) if kind == "local" else None
     failed = [f"{r.job.name}: {r.error}" for r in results if r.status != "done"]
     if failed:
         raise SystemExit(f"{config}: {len(failed)} jobs failed, first: {failed[0]}")
@@ -91,20 +107,24 @@ def run_config(config: str, pairs: Path, model: Path, size: int, iterations: int
         "iterations": [rec["iterations"] for rec in recs],
         "evaluations": [rec["evaluations"] for rec in recs],
         "sizes": sorted({tuple(rec["size"]) for rec in recs}),
+        "other_processes_cpu_share": others,
     }
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| executor | workers × threads | wall | jobs/hour | mean job | model load per worker | Ray start-up |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| executor | workers × threads | wall | jobs/hour | mean job | model load per worker | Ray start-up | "
+        "other processes' CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         load = "–" if r["model_load_per_worker_s"] is None else f"{r['model_load_per_worker_s']:.2f} s"
         startup = f"{r['startup_s']:.1f} s" if r["executor"] == "ray" else "–"
+        share = r["other_processes_cpu_share"]
+        others = "n/a" if share is None else f"{share:.0%}"
         lines.append(
             f"| {r['executor']} | {r['workers']} × {r['threads']} | {r['wall_s']:.0f} s | {r['jobs_per_hour']:.0f} | "
-            f"{r['job_mean_s']:.1f} s | {load} | {startup} |"
+            f"{r['job_mean_s']:.1f} s | {load} | {startup} | {others} |"
         )
     return "\n".join(lines)
 
