@@ -174,8 +174,8 @@ def exp_ops(model_dir, size: int, rounds: int) -> dict:
 
 
 MEMORY_VARIANTS = {
-    "engine": "the engine as it is",
-    "low_memory": "load_model(low_memory=True): onnxruntime's CPU arena off in both sessions (nst-run --low-memory)",
+    "engine": "the engine as it is (onnxruntime's CPU arena off)",
+    "arena": "load_model(arena=True): onnxruntime's CPU arena on in both sessions (round 1's default)",
     "arena_same_as_requested": "a shared CPU arena growing by what is requested (kSameAsRequested), "
                                "session.use_env_allocators=1",
     "no_mem_pattern": "SessionOptions.enable_mem_pattern = False",
@@ -196,7 +196,7 @@ def memory_child(model_dir, size: int, variant: str, evals: int) -> dict:
             return opts
 
         engine_model._session_options = session_options
-    _, objective, x, _ = engine_objective(model_dir, size, low_memory=variant == "low_memory")
+    _, objective, x, _ = engine_objective(model_dir, size, arena=variant == "arena")
     rss_setup = current_rss_bytes()
     ts = []
     for _ in range(evals):

@@ -62,14 +62,14 @@ def start_image(content: np.ndarray) -> np.ndarray:
     return to_nchw((0.5 * rng.random(content.shape, dtype=np.float32) + 0.5 * content).astype(np.float32))
 
 
-def engine_objective(model_dir, size: int, low_memory: bool = False):
+def engine_objective(model_dir, size: int, arena: bool = False):
     """The engine at `size` on the benchmark pair: (model, Objective, evaluation point (1, 3, S, S), (content, style,
     sources)). The loss is the seeds' J with equal style-layer weights and the manifest's beta for them, which is what
     the torch reference computes (the engine's default auto weights cost the same per evaluation)."""
     from nst.engine import load_model
     from nst.engine.objective import LossWeights, Objective, style_targets
 
-    model = load_model(model_dir, "cpu", low_memory=low_memory)
+    model = load_model(model_dir, "cpu", arena=arena)
     m = model.manifest
     content, style, sources = bench_images(size)
     layers = m.default_style_layers

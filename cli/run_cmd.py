@@ -19,6 +19,7 @@ from .common import INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say
 from .options_cli import option_error, stylize_options
 from .outputs import check_writable, frame_path, run_record, write_log
 from .progress import ProgressBar
+from .run_report import check_report, write_report
 
 PROG = "nst-run"
 DEFAULT_MODEL = Path("models/vgg19")
@@ -51,7 +52,7 @@ def load_inputs(model_dir: Path, images: list[Path], options: StylizeOptions, ma
     from ..engine import NSTError, load_image, load_model
 
     try:
-        model = load_model(model_dir, options.device, low_memory=options.low_memory)
+        model = load_model(model_dir, options.device)
         content = load_image(images[0], max_pixels)
         styles = [load_image(p, max_pixels) for p in images[1:]]
         init = load_image(options.init, max_pixels) if init_is_image(options.init) else None
@@ -168,6 +169,10 @@ def run(
         int, typer.Option(min=0, help="Write the current image every N iterations beside OUT (0: never).")
     ] = 0,
     log_json: Annotated[Optional[Path], typer.Option(help="Write the loss history and run facts as JSON.")] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(help="After the run, a picture of it: content, style(s), output, loss curves (log scale)."),
+    ] = None,
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse input images with more pixels (decompression-bomb guard).")
     ] = DEFAULT_MAX_PIXELS,
@@ -180,6 +185,7 @@ def run(
             PROG, "give a content image and at least one style image: nst-run CONTENT STYLE [STYLE ...]", USAGE_ERROR
         )
     check_command_line(out, log_json, options)
+    check_report(PROG, report)
 
     t_setup = time.perf_counter()
     nst_model, content, styles, init_image = load_inputs(model, images, options, max_pixels)
@@ -190,11 +196,13 @@ def run(
     if error is not None:
         raise report_failure(error, out, log_json, record)
     write_result(result, out, log_json, record)
+    write_report(PROG, report, images, content, styles, result)
     if result.interrupted:
         stages = len(result.plan.stages)
         where = f" in stage {result.stage}/{stages}, resized to the final size," if result.stage < stages else ""
-        say(PROG, f"interrupted after {result.iterations} iterations; the best image so far{where} was written to "
-                  f"{out}")
+        say(
+            PROG, f"interrupted after {result.iterations} iterations; the best image so far{where} was written to {out}"
+        )
         raise typer.Exit(INTERRUPTED)
     if not quiet:
         note = "" if result.success else f" ({result.message})"

@@ -56,9 +56,8 @@ class Manifest:
     arch: str  # "vgg19" | "vgg16"
     layers: tuple[LayerSpec, ...]  # input to the deepest tap, in order (the network is truncated there)
     taps: tuple[str, ...]  # layers whose activations the features graph returns, in network order
-    saved: tuple[str, ...]  # extra features-graph outputs the gradient graph reads (forward state)
+    saved: tuple[str, ...]  # forward state: features-graph outputs besides the taps, read by the gradient graph
     grad_inputs: Mapping[str, str]  # tap -> the gradient graph's input name for dL/d(tap)
-    grad_saved: tuple[str, ...]  # the gradient graph's state inputs (features-graph outputs of the same names)
     default_content_layer: str
     default_style_layers: tuple[str, ...]
     content_weight: float  # recommended alpha for these weights' activation scale
@@ -121,7 +120,7 @@ class Manifest:
                 "gradient": {
                     "file": self.gradient.file,
                     "sha256": self.gradient.sha256,
-                    "inputs": {"grads": dict(self.grad_inputs), "saved": list(self.grad_saved)},
+                    "inputs": {"grads": dict(self.grad_inputs), "saved": list(self.saved)},
                     "outputs": ["grad_image"],
                 },
                 "weights": {"file": self.weights.file, "sha256": self.weights.sha256},
@@ -152,7 +151,6 @@ class Manifest:
             taps=taps,
             saved=tuple(graphs["features"]["outputs"]["saved"]),
             grad_inputs=dict(graphs["gradient"]["inputs"]["grads"]),
-            grad_saved=tuple(graphs["gradient"]["inputs"]["saved"]),
             default_content_layer=str(d["default_content_layer"]),
             default_style_layers=tuple(d["default_style_layers"]),
             content_weight=float(d["defaults"]["content_weight"]),

@@ -6,14 +6,13 @@ import os
 
 from .images import fit_long_side
 from .manifest import Manifest
+from .options import LOW_MEMORY_MAXCOR
 
-# Bytes of activation memory per float32 activation of the network, across both graphs: the features graph's
-# outputs (every ReLU is kept for the gradient graph), its working buffers, and the gradient graph's buffers.
-# Calibrated by bench/bench.py's scaling series (peak RSS 128..1024 px fits 260 MB + 7.8 kB/pixel, i.e. about 12.5
-# bytes per activation); rounded up so the estimate errs on the safe side.
-ACTIVATION_FACTOR = 13.0
-ACTIVATION_FACTOR_LOW_MEMORY = 5.0  # onnxruntime's CPU arena off: the slope fell to ~2850 B/pixel (bench/README.md)
-BASE_BYTES = 250e6  # interpreter, libraries, onnxruntime arenas (the weights file is counted separately)
+# Bytes of memory per float32 activation of the network, across both graphs: the taps and their gradients on the
+# host, the saved masks, and each graph's working buffers (onnxruntime's arena off). Calibrated by bench/bench.py's
+# scaling series (bench/README.md); rounded up so the estimate errs on the safe side.
+ACTIVATION_FACTOR = 4.5
+BASE_BYTES = 300e6  # interpreter, libraries, onnxruntime sessions (the weights file is counted separately)
 
 
 def activations_per_pixel(manifest: Manifest) -> float:
@@ -24,8 +23,11 @@ def activations_per_pixel(manifest: Manifest) -> float:
 def estimate_bytes(
     manifest: Manifest, height: int, width: int, maxcor: int, weights_bytes: int = 0, low_memory: bool = False
 ) -> int:
+    """Peak bytes of a run at (height, width); low_memory: L-BFGS capped at LOW_MEMORY_MAXCOR pairs."""
     n = height * width
-    acts = (ACTIVATION_FACTOR_LOW_MEMORY if low_memory else ACTIVATION_FACTOR) * activations_per_pixel(manifest) * n
+    if low_memory:
+        maxcor = min(maxcor, LOW_MEMORY_MAXCOR)
+    acts = ACTIVATION_FACTOR * activations_per_pixel(manifest) * n
     lbfgs = (2 * maxcor + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
     images = 10 * 3 * n * 4  # image copies, gradients, best iterate
     return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs + images)

@@ -112,17 +112,19 @@ class Model:
             if g is None:
                 g = np.zeros(self._saved[tap].shape(), np.float32)
             binding.bind_cpu_input(input_name, np.ascontiguousarray(g, dtype=np.float32))
-        for name in self.manifest.grad_saved:
+        for name in self.manifest.saved:
             binding.bind_ortvalue_input(name, self._saved[name])
         binding.bind_output("grad_image", "cpu")
         self._gradient.run_with_iobinding(binding)
         return binding.get_outputs()[0].numpy()
 
 
-def _session_options(ort: Any, on_cpu: bool, threads: int | None, low_memory: bool) -> Any:
+def _session_options(ort: Any, on_cpu: bool, threads: int | None, arena: bool) -> Any:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
-    opts.enable_cpu_mem_arena = not low_memory
+    # onnxruntime's CPU arena keeps each session's largest buffers for the next run; without it, peak memory at
+    # 512 px fell 1.89 -> 1.11 GB (evaluation loop) and the slope from 5.8 to 2.3 kB per pixel (bench/README.md)
+    opts.enable_cpu_mem_arena = arena
     # FATAL only: a failed load is raised (and reported in one line by load_model); onnxruntime would also print it.
     opts.log_severity_level = 4
     if on_cpu:
@@ -133,20 +135,21 @@ def _session_options(ort: Any, on_cpu: bool, threads: int | None, low_memory: bo
 
 
 def load_model(
-    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, low_memory: bool = False
+    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, arena: bool = False
 ) -> Model:
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
     threads: onnxruntime's intra-op threads on CPU (default: every core this process may use).
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
     float32's ~1e-6; off by default so CPU and CUDA runs agree).
-    low_memory: turn onnxruntime's CPU memory arena off (measured on a 512x384 run: peak 1.61 -> 1.19 GB, 8% slower)."""
+    arena: keep onnxruntime's CPU memory arena (off by default: it holds both sessions' largest buffers, 2.5x the
+    memory per pixel, for a few percent of speed)."""
     ort = import_ort()
     providers = _providers(ort, device)
     if providers[0] == "CUDAExecutionProvider":
         providers[0] = ("CUDAExecutionProvider", {"use_tf32": "1" if tf32 else "0"})
     path = Path(path)
     manifest = read_manifest(path)
-    opts = _session_options(ort, providers[0] == "CPUExecutionProvider", threads, low_memory)
+    opts = _session_options(ort, providers[0] == "CPUExecutionProvider", threads, arena)
     sessions = []
     for graph in (manifest.features, manifest.gradient):
         file = path / graph.file

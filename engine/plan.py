@@ -126,7 +126,7 @@ def _check_memory(
     if fits >= 16 and min(fit_long_side(*content_hw, fits)) >= manifest.min_size:
         hint = f"try --size {fits}"
         if not low and memory.estimate_bytes(manifest, *size, maxcor, weights_bytes, True) <= available:
-            hint += " or --low-memory (slower, fits this size)"
+            hint += " or --low-memory (fewer L-BFGS pairs; fits this size)"
     else:
         fits, hint = 0, "no working size fits; free some memory or run on a machine with more"
     raise MemoryEstimateError(

@@ -84,5 +84,5 @@ def run_stage(
             on_iteration(stage, i, f, terms, evals, time.perf_counter() - t1, x)
 
     with blas_threads(model):
-        run = optimise(objective, to_nchw(x0), stage.iterations, plan.options.maxcor, report)
+        run = optimise(objective, to_nchw(x0), stage.iterations, plan.options.lbfgs_pairs, report)
     return run, weights, setup

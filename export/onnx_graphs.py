@@ -7,11 +7,16 @@ masks as Mul instead of Where; first-max pooling masks from elementwise ops inst
 (2) name every input, output and dynamic axis ourselves, and (3) point both graphs at one external weights file, so
 the weights are stored once. The torch module in torch_vgg.py stays the oracle: export validates against it.
 
+Forward state, in its smallest exact form: the features graph returns, besides the taps, one bool mask per ReLU
+(`mask_relu3_2` = relu3_2 > 0) and per max pool (`mask_pool2`, (1, 4C, h, w): which of the 4 window positions is the
+window's first maximum in row-major order, and > 0 when the ReLU below is folded in), plus each pool's input size
+(`size_pool2`, for the floor-mode row/column). 1 byte per element instead of a float32 ReLU output's 4.
+
 Gradient graph, per layer, walking back from the deepest tap (g = dL/d(layer output), upstream grads added at taps):
-  relu k : g <- g * float(bool(relu_k))               relu_k is the forward output, saved by the features graph
+  relu k : g <- g * float(mask_relu_k)
   conv k : g <- Conv(g, flip(transpose(W_k)), pad 1)  the flipped weights are derived in-graph from W_k (folded by ORT)
-  maxpool: g <- Pad(DepthToSpace(Tile(g * mask(m)) * firstmax(SpaceToDepth(crop(y)))))   y = the pool's input (a
-           saved relu), m = its window maxima; mask(m) is y's ReLU mask at the maxima, so y's own mask is skipped
+  maxpool: g <- Pad(DepthToSpace(Tile(g) * float(mask_pool_k)))   the ReLU below a max pool is masked here, on the
+           4x smaller pooled tensor (the gradient only reaches window maxima, which are > 0 where the max is)
   avgpool: g <- Pad(DepthToSpace(Tile(g) / 4))
   input  : g <- Conv1x1(g, A^T)                       the preprocessing's Jacobian (x_net = A x + c)
 """
@@ -83,12 +88,23 @@ _CONSTS: dict[str, np.ndarray] = {
     "const.hw_starts": np.array([0, 0], np.int64),
     "const.hw_axes_start": np.array([2], np.int64),
     "const.hw_axes_end": np.array([4], np.int64),
-    "const.one": np.array(1.0, np.float32),
+    "const.zero": np.array(0.0, np.float32),
     "const.quarter": np.array(0.25, np.float32),
     "const.flip_starts": np.array([-1, -1], np.int64),
     "const.flip_ends": np.array([np.iinfo(np.int64).min] * 2, np.int64),
     "const.flip_steps": np.array([-1, -1], np.int64),
 }
+
+
+_FEATURE_CONSTS = (
+    "const.two",
+    "const.hw_axes",
+    "const.hw_starts",
+    "const.hw_axes_start",
+    "const.hw_axes_end",
+    "const.zero",
+)
+_FEATURE_ONLY = ("const.zero",)
 
 
 def write_weights(arrays: dict[str, np.ndarray], path) -> dict[str, tuple[int, int]]:
@@ -116,88 +132,110 @@ def _external(name: str, a: np.ndarray, table: dict[str, tuple[int, int]]) -> on
     return t
 
 
-def _relus(layers: list[Layer]) -> list[Layer]:
-    return [layer for layer in layers if layer.kind == "relu"]
+def mask_name(layer: str) -> str:
+    return f"mask_{layer}"
 
 
-def saved_outputs(layers: list[Layer], taps: list[str]) -> list[str]:
-    """Forward state the gradient graph needs and the features graph therefore also returns: every ReLU output
-    (its sign is the ReLU's derivative; the max-pool gradient needs the pool's input, which is always a ReLU output)."""
-    return [layer.name for layer in _relus(layers) if layer.name not in taps]
+def size_name(pool: str) -> str:
+    return f"size_{pool}"
+
+
+def masked_at_pool(layers: list[Layer], taps: list[str], pooling: str) -> set[str]:
+    """ReLUs whose mask is folded into the max pool above them: every pre-pool ReLU that is not a tap (a tap's own
+    gradient arrives at full resolution, below the pool, so it keeps its own mask)."""
+    if pooling != "max":
+        return set()
+    return {layers[i - 1].name for i, layer in enumerate(layers) if layer.kind == "pool"} - set(taps)
+
+
+def saved_outputs(layers: list[Layer], taps: list[str], pooling: str) -> list[str]:
+    """The forward state the gradient graph reads (features-graph outputs besides the taps), in network order."""
+    folded = masked_at_pool(layers, taps, pooling)
+    names = []
+    for layer in layers:
+        if layer.kind == "relu" and layer.name not in folded:
+            names.append(mask_name(layer.name))
+        elif layer.kind == "pool":
+            names += [mask_name(layer.name), size_name(layer.name)] if pooling == "max" else [size_name(layer.name)]
+    return names
+
+
+def _state_info(name: str, by_name: dict[str, Layer]) -> onnx.ValueInfoProto:
+    kind, layer = name.split("_", 1)
+    if kind == "size":
+        return helper.make_tensor_value_info(name, TensorProto.INT64, [2])
+    spec = by_name[layer]
+    channels = 4 * spec.out_channels if spec.kind == "pool" else spec.out_channels
+    return helper.make_tensor_value_info(name, TensorProto.BOOL, [1, channels, *_dims(spec.scale)])
+
+
+def _firstmax_mask(b: _Builder, y: str, pooled: str, positive: bool) -> str:
+    """(1, 4C, h, w) bool: window position k (row-major: (0,0) (0,1) (1,0) (1,1)) holds the window's first maximum,
+    as torch routes max-pool gradients. An equality mask alone would send the gradient to every tied position (wrong
+    in flat regions, e.g. where a ReLU zeroed a whole window). MaxPool's own argmax indices are not used: onnxruntime's
+    CUDA kernel scans windows column-major, so its ties differ from torch. positive: also require max > 0 (the ReLU
+    below the pool, folded in)."""
+    ends = b.op(
+        "Mul", [b.op("Slice", [b.op("Shape", [pooled]), "const.hw_axes_start", "const.hw_axes_end"]), "const.two"]
+    )
+    yc = b.op("Slice", [y, "const.hw_starts", ends, "const.hw_axes"])  # drop torch's floor-mode leftover row/col
+    x0, x1, x2, _ = b.ops("Split", [b.op("SpaceToDepth", [yc], blocksize=2)], 4, axis=1)  # the 4th: by elimination
+    e0, e1, e2 = (b.op("Equal", [xi, pooled]) for xi in (x0, x1, x2))  # MaxPool returns the max value exactly
+    none0 = b.op("Not", [e0])  # no earlier position was the max
+    f1 = b.op("And", [e1, none0])
+    none01 = b.op("And", [none0, b.op("Not", [e1])])
+    f2 = b.op("And", [e2, none01])
+    f3 = b.op("And", [none01, b.op("Not", [e2])])  # the last position is the max iff none before it was
+    firsts = [e0, f1, f2, f3]
+    if positive:
+        p = b.op("Greater", [pooled, "const.zero"])
+        firsts = [b.op("And", [f, p]) for f in firsts]
+    return b.op("Concat", firsts, axis=1)
 
 
 def build_features(layers: list[Layer], taps: list[str], pooling: str, arrays: dict, table: dict) -> onnx.ModelProto:
     b = _Builder("features")
     x = b.op("Conv", [IMAGE, "preprocess.weight", "preprocess.bias"])
-    saved = set(saved_outputs(layers, taps))
+    state = saved_outputs(layers, taps, pooling)
+    folded = masked_at_pool(layers, taps, pooling)
     used = {"preprocess.weight", "preprocess.bias"}
     for layer in layers:
-        out = layer.name  # the tensor is named by its layer: the engine reads names, never positions
+        out = layer.name  # a tapped tensor is named by its layer: the engine reads names, never positions
         if layer.kind == "conv":
             x = b.op("Conv", [x, f"{out}.weight", f"{out}.bias"], out, pads=[1, 1, 1, 1], kernel_shape=[3, 3])
             used |= {f"{out}.weight", f"{out}.bias"}
         elif layer.kind == "relu":
             x = b.op("Relu", [x], out)
-        elif pooling == "max":
-            x = b.op("MaxPool", [x], out, kernel_shape=[2, 2], strides=[2, 2])
+            if mask_name(out) in state:
+                b.op("Cast", [x], mask_name(out), to=TensorProto.BOOL)  # r > 0 for r >= 0: torch's convention at 0
         else:
-            x = b.op("AveragePool", [x], out, kernel_shape=[2, 2], strides=[2, 2])
+            y = x
+            kind = "MaxPool" if pooling == "max" else "AveragePool"
+            x = b.op(kind, [y], out, kernel_shape=[2, 2], strides=[2, 2])
+            b.op("Slice", [b.op("Shape", [y]), "const.hw_axes_start", "const.hw_axes_end"], size_name(out))
+            if pooling == "max":
+                mask = _firstmax_mask(b, y, x, positive=y in folded)
+                b.op("Identity", [mask], mask_name(out))
     by_name = {layer.name: layer for layer in layers}
-    state = sorted(saved, key=lambda n: by_name[n].index)  # network order
-    outputs = [_value_info(n, by_name[n].out_channels, by_name[n].scale) for n in list(taps) + state]
+    outputs = [_value_info(n, by_name[n].out_channels, by_name[n].scale) for n in taps]
+    outputs += [_state_info(n, by_name) for n in state]
     graph = helper.make_graph(
         b.nodes,
         "nst_features",
         [helper.make_tensor_value_info(IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],
         outputs,
-        initializer=[_external(n, arrays[n], table) for n in arrays if n in used],
+        initializer=[_external(n, arrays[n], table) for n in arrays if n in used]
+        + [numpy_helper.from_array(_CONSTS[k], k) for k in _FEATURE_CONSTS],
     )
     return _model(graph)
 
 
-def _maxpool_backward(b: _Builder, g: str, y: str, relu_mask: bool) -> str:
-    """Route each window's gradient to its first maximum in row-major order, as torch does. An equality mask would
-    send it to every tied position (wrong in flat regions, e.g. where a ReLU zeroed a whole window). MaxPool's own
-    argmax indices are not used: onnxruntime's CUDA kernel scans windows column-major, so its ties differ from torch.
-    relu_mask: also apply the ReLU mask of y (the pool's input, a ReLU output) here, on the pooled tensor: the
-    gradient only reaches window maxima, which are > 0 exactly where the pooled maximum m is (4x fewer elements than
-    masking at full resolution)."""
-    ends = b.op("Mul", [b.op("Slice", [b.op("Shape", [g]), "const.hw_axes_start", "const.hw_axes_end"]), "const.two"])
-    yc = b.op("Slice", [y, "const.hw_starts", ends, "const.hw_axes"])  # drop torch's floor-mode leftover row/col
-    s = b.op("SpaceToDepth", [yc], blocksize=2)  # (1, 4C, h, w): window positions (0,0) (0,1) (1,0) (1,1)
-    x0, x1, x2, x3 = b.ops("Split", [s], 4, axis=1)
-    m = b.op("Max", [x0, x1, x2, x3])
-    if relu_mask:
-        g = b.op("Mul", [g, _relu_mask(b, m)])
-    e0, e1, e2 = (b.op("Cast", [b.op("Equal", [xi, m])], to=TensorProto.FLOAT) for xi in (x0, x1, x2))
-    r1 = b.op("Sub", ["const.one", e0])  # 1 where no earlier position was the max
-    m1 = b.op("Mul", [e1, r1])
-    r2 = b.op("Sub", [r1, m1])
-    m2 = b.op("Mul", [e2, r2])
-    m3 = b.op("Sub", [r2, m2])  # the last position is the max iff none before it was
-    mask = b.op("Concat", [e0, m1, m2, m3], axis=1)
-    gt = b.op("Concat", [g, g, g, g], axis=1)
-    return _unpool(b, b.op("Mul", [gt, mask]), y, ends)
-
-
-def _relu_mask(b: _Builder, relu_out: str) -> str:
-    """0/1 where a ReLU output (>= 0) is nonzero, i.e. > 0: torch's convention at 0. Cast->bool->float ran 1.7x
-    faster than Sign on ORT's CPU provider (21 vs 36 ms on 64x512x512, bench/README.md)."""
-    return b.op("Cast", [b.op("Cast", [relu_out], to=TensorProto.BOOL)], to=TensorProto.FLOAT)
-
-
-def _avgpool_backward(b: _Builder, g: str, y: str) -> str:
-    ends = b.op("Mul", [b.op("Slice", [b.op("Shape", [g]), "const.hw_axes_start", "const.hw_axes_end"]), "const.two"])
-    gq = b.op("Mul", [g, "const.quarter"])
-    return _unpool(b, b.op("Concat", [gq, gq, gq, gq], axis=1), y, ends)
-
-
-def _unpool(b: _Builder, g4: str, y: str, ends: str) -> str:
+def _unpool(b: _Builder, g4: str, size: str, g: str) -> str:
     """(1, 4C, h, w) -> (1, C, H, W): interleave back (DepthToSpace is SpaceToDepth's inverse in DCR mode) and give
-    the row/column that floor-mode pooling dropped a zero gradient."""
+    the row/column that floor-mode pooling dropped (H = size[0] may be 2h + 1) a zero gradient."""
     up = b.op("DepthToSpace", [g4], blocksize=2, mode="DCR")
-    hw = b.op("Slice", [b.op("Shape", [y]), "const.hw_axes_start", "const.hw_axes_end"])
-    pads = b.op("Concat", ["const.zeros6", b.op("Sub", [hw, ends])], axis=0)  # [0,0,0,0 | 0,0,dH,dW]
+    ends = b.op("Mul", [b.op("Slice", [b.op("Shape", [g]), "const.hw_axes_start", "const.hw_axes_end"]), "const.two"])
+    pads = b.op("Concat", ["const.zeros6", b.op("Sub", [size, ends])], axis=0)  # [0,0,0,0 | 0,0,dH,dW]
     return b.op("Pad", [up, pads])
 
 
@@ -205,44 +243,35 @@ def build_gradient(layers: list[Layer], taps: list[str], pooling: str, arrays: d
     b = _Builder("gradient")
     by_name = {layer.name: layer for layer in layers}
     used = {"preprocess.weight"}
-    # ReLUs feeding a max pool get their mask inside the pool's backward, unless tapped (a tap's own gradient
-    # arrives at full resolution, below the pool).
-    masked_at_pool = (
-        set()
-        if pooling != "max"
-        else {layers[i - 1].name for i, layer in enumerate(layers) if layer.kind == "pool"} - set(taps)
-    )
+    folded = masked_at_pool(layers, taps, pooling)
     g = ""  # the gradient flowing back; it starts at the deepest tap (the network ends there)
-    for i in range(len(layers) - 1, -1, -1):
-        layer = layers[i]
+    for layer in reversed(layers):
         if layer.name in taps:
             g = b.op("Add", [g, grad_name(layer.name)]) if g else grad_name(layer.name)
-        if layer.kind == "relu" and layer.name in masked_at_pool:
-            pass  # its mask was applied by the max pool above it
-        elif layer.kind == "relu":
-            g = b.op("Mul", [g, _relu_mask(b, layer.name)])
+        if layer.kind == "relu" and layer.name not in folded:
+            g = b.op("Mul", [g, b.op("Cast", [mask_name(layer.name)], to=TensorProto.FLOAT)])
         elif layer.kind == "conv":
             wt = b.op("Transpose", [f"{layer.name}.weight"], perm=[1, 0, 2, 3])  # (Cin, Cout, 3, 3)
             wf = b.op("Slice", [wt, "const.flip_starts", "const.flip_ends", "const.hw_axes", "const.flip_steps"])
             g = b.op("Conv", [g, wf], pads=[1, 1, 1, 1], kernel_shape=[3, 3])
             used.add(f"{layer.name}.weight")
-        else:
-            y = layers[i - 1].name  # the pool's input: a ReLU output in VGG, saved by the features graph
-            if pooling == "max":
-                g = _maxpool_backward(b, g, y, relu_mask=y in masked_at_pool)
-            else:
-                g = _avgpool_backward(b, g, y)
+        elif layer.kind == "pool" and pooling == "max":
+            mask = b.op("Cast", [mask_name(layer.name)], to=TensorProto.FLOAT)
+            g = _unpool(b, b.op("Mul", [b.op("Concat", [g, g, g, g], axis=1), mask]), size_name(layer.name), g)
+        elif layer.kind == "pool":
+            gq = b.op("Mul", [g, "const.quarter"])
+            g = _unpool(b, b.op("Concat", [gq, gq, gq, gq], axis=1), size_name(layer.name), g)
     at = b.op("Transpose", ["preprocess.weight"], perm=[1, 0, 2, 3])  # A^T as a 1x1 conv
     b.op("Conv", [g, at], GRAD_IMAGE)
     inputs = [_value_info(grad_name(t), by_name[t].out_channels, by_name[t].scale) for t in taps]
-    inputs += [_value_info(r.name, r.out_channels, r.scale) for r in _relus(layers)]
+    inputs += [_state_info(n, by_name) for n in saved_outputs(layers, taps, pooling)]
     graph = helper.make_graph(
         b.nodes,
         "nst_gradient",
         inputs,
         [helper.make_tensor_value_info(GRAD_IMAGE, TensorProto.FLOAT, [1, 3, "height", "width"])],
         initializer=[_external(n, arrays[n], table) for n in arrays if n in used]
-        + [numpy_helper.from_array(v, k) for k, v in _CONSTS.items()],
+        + [numpy_helper.from_array(v, k) for k, v in _CONSTS.items() if k not in _FEATURE_ONLY],
     )
     return _model(graph)
 

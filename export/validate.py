@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .arch import Layer
 from .errors import ExportValidationError
-from .onnx_graphs import GRAD_IMAGE, IMAGE, grad_name
+from .onnx_graphs import GRAD_IMAGE, IMAGE, grad_name, mask_name, size_name
 from .torch_vgg import VGGFeatures, features_np, vjp_np
 
 FEATURES_TOL = 1e-5  # relative L2 per tapped layer
@@ -24,6 +25,29 @@ class Validation:
 
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm((a - b).ravel()) / max(np.linalg.norm(b.ravel()), 1e-30))
+
+
+def relu_ties(outputs: dict[str, np.ndarray], layers: list[Layer]) -> dict[str, np.ndarray]:
+    """The ReLU signs a features graph decided (tapped outputs, saved masks), per ReLU, for VGGFeatures' relu_ties.
+    A ReLU folded into the max pool above it is known only at its windows' first maxima, the one place its gradient
+    flows to; elsewhere it counts as 0 there (which only moves near-zero values)."""
+    ties: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(layers):
+        if layer.kind != "relu":
+            continue
+        if layer.name in outputs:
+            ties[layer.name] = outputs[layer.name] > 0
+        elif mask_name(layer.name) in outputs:
+            ties[layer.name] = outputs[mask_name(layer.name)]
+        elif i + 1 < len(layers) and mask_name(layers[i + 1].name) in outputs:
+            pool = layers[i + 1].name
+            m4 = outputs[mask_name(pool)]  # (1, 4C, h, w); channel (2 dy + dx) C + c, as SpaceToDepth orders them
+            _, c4, h, w = m4.shape
+            up = m4.reshape(1, 2, 2, c4 // 4, h, w).transpose(0, 3, 4, 1, 5, 2).reshape(1, c4 // 4, 2 * h, 2 * w)
+            full = np.zeros((1, c4 // 4, *(int(v) for v in outputs[size_name(pool)])), bool)
+            full[..., : 2 * h, : 2 * w] = up
+            ties[layer.name] = full
+    return ties
 
 
 def validate(
@@ -50,8 +74,7 @@ def validate(
     feed = {grad_name(t): g for t, g in grads.items()}
     feed.update({i.name: outs[i.name] for i in grad_sess.get_inputs() if i.name not in feed})
     (dx,) = grad_sess.run([GRAD_IMAGE], feed)
-    relus = {n: outs[n] for n in names if n.startswith("relu")}
-    err = rel_l2(dx, vjp_np(module, image, grads, relu_ties=relus))
+    err = rel_l2(dx, vjp_np(module, image, grads, relu_ties=relu_ties(outs, module.layers)))
     if not err <= GRADIENT_TOL:
         raise ExportValidationError(
             f"gradient graph differs from torch autograd: relative L2 {err:.3g} > {GRADIENT_TOL}"

@@ -50,8 +50,10 @@ def test_cuda_features_and_vjp_match_cpu_and_torch(models, size):
     taps = cpu.layers
     layers = truncate("vgg19", taps)
     module = VGGFeatures(layers, load_weights("original", "vgg19", layers), "max", taps)
-    relus = {k: v.numpy() for k, v in cuda._saved.items() if k.startswith("relu")}  # CUDA's own ReLU outputs
-    ref = vjp_np(module, image, grads, relu_ties=relus)
+    from nst.export.validate import relu_ties
+
+    state = {k: v.numpy() for k, v in cuda._saved.items()}  # CUDA's own taps and masks: its ReLU decisions
+    ref = vjp_np(module, image, grads, relu_ties=relu_ties(state, layers))
     assert rel(g_gpu, ref) <= 1e-4
 
 

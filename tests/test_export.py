@@ -14,7 +14,7 @@ from nst.export import ExportError, export_model  # noqa: E402
 from nst.export.arch import truncate  # noqa: E402
 from nst.export.onnx_graphs import GRAD_IMAGE, grad_name  # noqa: E402
 from nst.export.torch_vgg import VGGFeatures, features_np, vjp_np  # noqa: E402
-from nst.export.validate import rel_l2  # noqa: E402
+from nst.export.validate import rel_l2, relu_ties  # noqa: E402
 from nst.export.weights import load_weights  # noqa: E402
 
 TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -38,8 +38,7 @@ def _check(d, module, image, rng):
     feed = {grad_name(t): g for t, g in grads.items()}
     feed.update({i.name: outs[i.name] for i in grad.get_inputs() if i.name not in feed})
     (dx,) = grad.run([GRAD_IMAGE], feed)
-    relus = {n: outs[n] for n in names if n.startswith("relu")}
-    dref = vjp_np(module, image, grads, relu_ties=relus)
+    dref = vjp_np(module, image, grads, relu_ties=relu_ties(outs, module.layers))
     assert dx.shape == image.shape
     assert rel_l2(dx, dref) <= 1e-4
     # a high percentile of the absolute error, relative to the gradient's scale

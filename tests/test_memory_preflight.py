@@ -31,7 +31,7 @@ def test_memory_preflight_names_a_size_that_fits(model_dir, content, style, tmp_
 
 def test_low_memory_fits_what_the_default_does_not(model_dir, content, style, tmp_path, monkeypatch, invoke,
                                                    error_line):
-    """--low-memory (onnxruntime's arena off) has a smaller estimate; the refusal offers it when it would fit."""
+    """--low-memory (5 L-BFGS pairs) has a smaller estimate; the refusal offers it when it would fit."""
     import nst.engine.memory as memory
 
     m = read_manifest(model_dir)
