@@ -104,22 +104,20 @@ def local_files(task: Task) -> Iterator[dict[str, str]]:
 
 
 class JobRunner:
-    """Holds the loaded model(s) of one worker process: one per (device, low_memory) asked for, loaded once."""
+    """Holds the loaded model(s) of one worker process: one per device asked for, loaded once."""
 
     def __init__(self, model_dir: str | Path, threads: int | None = None):
         self.model_dir, self.threads = Path(model_dir), threads
-        self._models: dict[tuple[str, bool], Any] = {}
+        self._models: dict[str, Any] = {}
         self.load_seconds = 0.0
 
     def model(self, options: StylizeOptions) -> Any:
         from ..engine.model import load_model
 
-        key = (options.device, options.low_memory)
+        key = options.device
         if key not in self._models:
             t0 = time.perf_counter()
-            self._models[key] = load_model(
-                self.model_dir, options.device, threads=self.threads, low_memory=options.low_memory
-            )
+            self._models[key] = load_model(self.model_dir, options.device, threads=self.threads)
             self.load_seconds += time.perf_counter() - t0
         return self._models[key]
 
