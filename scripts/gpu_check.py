@@ -1,6 +1,7 @@
 """Time the engine on CUDA (onnxruntime CUDA EP) against the CPU provider and a torch-on-CUDA autograd reference, and
 split an evaluation into ORT forward, NumPy losses, ORT gradient graph and host<->device copies.
 Usage: python scripts/gpu_check.py MODEL_DIR [sizes...]   (prints JSON lines)"""
+
 from __future__ import annotations
 
 import json
@@ -28,15 +29,15 @@ def engine_split(model, size):
     img = rng.random((1, 3, size, size), dtype=np.float32)
     m = model.manifest
     feats = model.features(img)
-    grams = {l: gram(feats[l]) for l in m["default_style_layers"]}
-    target = feats[m["default_content_layer"]] * 0.9
+    grams = {name: gram(feats[name]) for name in m.default_style_layers}
+    target = feats[m.default_content_layer] * 0.9
 
     def losses():
         g = {}
-        _, g[m["default_content_layer"]] = content_loss(feats[m["default_content_layer"]], target)
-        for l in m["default_style_layers"]:
-            v, gs = style_loss(feats[l], grams[l] * 1.1)
-            g[l] = gs if l not in g else g[l] + gs
+        _, g[m.default_content_layer] = content_loss(feats[m.default_content_layer], target)
+        for name in m.default_style_layers:
+            _, gs = style_loss(feats[name], grams[name] * 1.1)
+            g[name] = gs if name not in g else g[name] + gs
         return g
 
     grads = losses()
@@ -58,26 +59,27 @@ def engine_split(model, size):
 def torch_cuda(model_dir, size):
     import torch
 
-    from nst.export.reference import content_t, style_t, gram_t
+    from nst.engine import read_manifest
     from nst.export.arch import truncate
+    from nst.export.reference import content_t, gram_t, style_t
     from nst.export.torch_vgg import VGGFeatures
     from nst.export.weights import load_weights
 
-    m = json.load(open(f"{model_dir}/manifest.json"))
-    layers = truncate("vgg19", m["taps"])
-    mod = VGGFeatures(layers, load_weights("original", "vgg19", layers), "max", m["taps"]).cuda()
+    m = read_manifest(model_dir)
+    layers = truncate("vgg19", list(m.taps))
+    mod = VGGFeatures(layers, load_weights("original", "vgg19", layers), "max", list(m.taps)).cuda()
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     x0 = torch.rand(1, 3, size, size, device="cuda")
     with torch.no_grad():
         f = mod(x0)
-        tc = f[m["default_content_layer"]] * 0.9
-        ts = {l: gram_t(f[l]) * 1.1 for l in m["default_style_layers"]}
+        tc = f[m.default_content_layer] * 0.9
+        ts = {name: gram_t(f[name]) * 1.1 for name in m.default_style_layers}
 
     def ev():
         x = x0.clone().requires_grad_(True)
         feats = mod(x)
-        j = content_t(feats[m["default_content_layer"]], tc) + sum(style_t(feats[l], ts[l]) for l in ts)
+        j = content_t(feats[m.default_content_layer], tc) + sum(style_t(feats[n], ts[n]) for n in ts)
         (g,) = torch.autograd.grad(j, x)
         g.cpu()
         torch.cuda.synchronize()
@@ -92,8 +94,12 @@ def main():
     gpu_tf32 = load_model(model_dir, "cuda", tf32=True)
     cpu = load_model(model_dir, "cpu")
     for size in sizes:
-        row = {"size": size, "provider": gpu.provider, "cuda": engine_split(gpu, size),
-               "cuda_tf32": engine_split(gpu_tf32, size)}
+        row = {
+            "size": size,
+            "provider": gpu.provider,
+            "cuda": engine_split(gpu, size),
+            "cuda_tf32": engine_split(gpu_tf32, size),
+        }
         if size <= 512:
             row["cpu_eval"] = engine_split(cpu, size)["eval"]
         try:
