@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 try:  # newer typer vendors click
     from typer._click.exceptions import ClickException as _ClickException
@@ -67,6 +67,25 @@ def click_message(e: Any) -> str:
     return message
 
 
+def _one_line_main(prog: str, call: Any, standalone_mode: bool) -> Any:
+    """Run click's main (`call`, non-standalone) and turn whatever it raises into one line and an exit code."""
+    _reported[0] = False
+    try:
+        rv = call()
+        code = rv if isinstance(rv, int) else 0  # non-standalone: an Exit's code comes back as the value
+    except _ClickException as e:
+        fail(prog, f"{click_message(e)} (see {prog} --help)", e.exit_code)
+        code = e.exit_code
+    except _Abort:
+        fail(prog, "aborted", FAILURE)
+        code = FAILURE
+    if code == INTERRUPTED and not _reported[0]:  # Ctrl-C while typer itself was busy (parsing)
+        fail(prog, "interrupted; nothing was written", INTERRUPTED)
+    if standalone_mode:
+        sys.exit(code)
+    return code
+
+
 def one_line_command(prog: str) -> type[TyperCommand]:
     """A command class whose command-line errors are one line (`prog: error: ...`, exit 2) instead of click's usage
     block. Use as `app.command(cls=one_line_command(PROG))`."""
@@ -81,9 +100,8 @@ def one_line_command(prog: str) -> type[TyperCommand]:
             windows_expand_args: bool = True,
             **extra: Any,
         ) -> Any:
-            _reported[0] = False
-            try:
-                rv = super().main(
+            def call() -> Any:
+                return super(OneLineCommand, self).main(
                     args=args,
                     prog_name=prog_name,
                     complete_var=complete_var,
@@ -91,20 +109,39 @@ def one_line_command(prog: str) -> type[TyperCommand]:
                     windows_expand_args=windows_expand_args,
                     **extra,
                 )
-                code = rv if isinstance(rv, int) else 0  # non-standalone: an Exit's code comes back as the value
-            except _ClickException as e:
-                fail(prog, f"{click_message(e)} (see {prog} --help)", e.exit_code)
-                code = e.exit_code
-            except _Abort:
-                fail(prog, "aborted", FAILURE)
-                code = FAILURE
-            if code == INTERRUPTED and not _reported[0]:  # Ctrl-C while typer itself was busy (parsing)
-                fail(prog, "interrupted; nothing was written", INTERRUPTED)
-            if standalone_mode:
-                sys.exit(code)
-            return code
+
+            return _one_line_main(prog, call, standalone_mode)
 
     return OneLineCommand
+
+
+def one_line_group(prog: str) -> type[TyperGroup]:
+    """The same for a command with subcommands (`typer.Typer(cls=one_line_group(PROG))`): errors in the group's or a
+    subcommand's command line are one line, exit 2."""
+
+    class OneLineGroup(TyperGroup):
+        def main(
+            self,
+            args: Sequence[str] | None = None,
+            prog_name: str | None = None,
+            complete_var: str | None = None,
+            standalone_mode: bool = True,
+            windows_expand_args: bool = True,
+            **extra: Any,
+        ) -> Any:
+            def call() -> Any:
+                return super(OneLineGroup, self).main(
+                    args=args,
+                    prog_name=prog_name,
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    windows_expand_args=windows_expand_args,
+                    **extra,
+                )
+
+            return _one_line_main(prog, call, standalone_mode)
+
+    return OneLineGroup
 
 
 def guard(prog: str, interrupted: str = "interrupted; nothing was written"):
