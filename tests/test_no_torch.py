@@ -20,7 +20,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_no_torch_import_in_runtime_sources():
-    for folder in ("engine", "cli", "batch"):
+    for folder in ("engine", "cli", "batch", "views"):
         for path in (ROOT / folder).glob("*.py"):
             if path.name == "export_cmd.py":  # nst-export's CLI imports nst.export lazily, inside the command
                 continue
@@ -36,6 +36,8 @@ def test_runtime_imports_load_no_torch():
     code = BLOCK + (
         "import nst.engine, nst.cli.run_cmd, nst.cli.batch_cmd, nst.batch, nst.batch.local, nst.batch.ray_executor\n"
         "from nst.batch.worker import JobRunner\n"
+        "import nst.cli.inspect_cmd, nst.views.units, nst.views.units_figure, nst.views.reconstruct, nst.views.sweep\n"
+        "import nst.views.report, nst.views.image_set, nst.cli.run_report\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]\n"
         "print('ok')"
     )
@@ -82,3 +84,24 @@ def test_nst_batch_where_torch_cannot_be_imported(model_dir, images_dir, tmp_pat
     assert (tmp_path / "out" / "content__style1.png").is_file()
     r = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "blocked in this test" in r.stderr  # the block did apply
+
+
+def test_nst_inspect_and_run_report_where_torch_cannot_be_imported(model_dir, images_dir, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    bin_dir = Path(sys.executable).parent
+    content, style = images_dir / "content.png", images_dir / "style1.png"
+    commands = [
+        [bin_dir / "nst-inspect", "reconstruct", content, style, "-o", tmp_path / "strip.png", "--model", model_dir,
+         "--size", 32, "--iterations", 1, "--content-layers", "relu1_1", "--style-layers", "relu1_1", "-q"],
+        [bin_dir / "nst-inspect", "units", "--layer", "relu1_1", "--units", 1, "--images", images_dir,
+         "--no-default-images", "--size", 32, "--gradient", "-o", tmp_path / "units.png", "--model", model_dir, "-q"],
+        [bin_dir / "nst-run", content, style, "-o", tmp_path / "out.png", "--model", model_dir, "--size", 32,
+         "--iterations", 2, "--report", tmp_path / "report.png", "-q"],
+    ]
+    for command in commands:
+        r = subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+    for name in ("strip.png", "units.png", "units.json", "report.png"):
+        assert (tmp_path / name).is_file(), name
