@@ -32,6 +32,7 @@ class Optimised:
     interrupted: bool = False
     stopped: bool = False  # the callback raised StopIteration
     seconds: float = 0.0
+    objective_seconds: float = 0.0  # of `seconds`, inside the objective (the rest: scipy's L-BFGS-B)
 
 
 def to_hwc(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -41,18 +42,23 @@ def to_hwc(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class _Tracker:
     """fun() for scipy: counts evaluations, keeps the best iterate, refuses NaN/Inf with the best finite image."""
 
-    def __init__(self, objective: ObjectiveFn, shape: tuple[int, ...], x0: np.ndarray):
-        self.objective, self.shape = objective, shape
+    def __init__(self, objective: ObjectiveFn, shape: tuple[int, ...], x0: np.ndarray, clip: bool):
+        self.objective, self.shape, self.clip = objective, shape, clip
         self.evals, self.iteration = 0, 0
         self.history: list[dict] = []
         self.best_f, self.best_x = math.inf, x0
         self.best_terms: dict[str, float] | None = None
         self.last: tuple[float, dict[str, float]] | None = None
+        self.objective_seconds = 0.0  # inside the objective: the rest of a run is scipy's L-BFGS-B and this wrapper
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         image = x.astype(np.float32).reshape(self.shape)  # the one float64 -> float32 boundary
+        if self.clip:  # unbounded L-BFGS: the network sees the image as it will be written
+            np.clip(image, 0.0, 1.0, out=image)
+        t0 = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is checked just below,
             f, g, terms = self.objective(image)  # with a message; NumPy's warnings would only add noise on stderr
+        self.objective_seconds += time.perf_counter() - t0
         self.evals += 1
         if not (math.isfinite(f) and np.isfinite(g).all()):
             what = "loss" if not math.isfinite(f) else "gradient"
@@ -80,14 +86,20 @@ class _Tracker:
 
 
 def optimise(
-    objective: ObjectiveFn, x0: np.ndarray, iterations: int, maxcor: int, on_iteration: IterationFn | None = None
+    objective: ObjectiveFn,
+    x0: np.ndarray,
+    iterations: int,
+    maxcor: int,
+    on_iteration: IterationFn | None = None,
+    bounds: str = "box",
 ) -> Optimised:
-    """Minimise objective over x (1, 3, H, W) in [0, 1]. on_iteration may raise StopIteration to stop cleanly;
-    KeyboardInterrupt (Ctrl-C) ends the run with interrupted=True and the best image so far; NonFiniteError is
-    raised."""
+    """Minimise objective over x (1, 3, H, W) in [0, 1]. bounds: "box" (L-BFGS-B's bounds keep every iterate in
+    [0, 1]) or "clip" (unbounded L-BFGS; the objective and the result see the iterate clipped to [0, 1], as most NST
+    tools do). on_iteration may raise StopIteration to stop cleanly; KeyboardInterrupt (Ctrl-C) ends the run with
+    interrupted=True and the best image so far; NonFiniteError is raised."""
     shape = x0.shape
     x64 = x0.astype(np.float64).ravel()
-    track = _Tracker(objective, shape, x64)
+    track = _Tracker(objective, shape, x64, clip=bounds == "clip")
     t0 = time.perf_counter()
 
     def callback(intermediate_result) -> None:
@@ -103,7 +115,7 @@ def optimise(
             x64,
             jac=True,
             method="L-BFGS-B",
-            bounds=Bounds(0.0, 1.0),
+            bounds=Bounds(0.0, 1.0) if bounds == "box" else None,
             callback=callback,
             # ftol = gtol = 0: run the iterations asked for; stop early only if the line search fails.
             options={
@@ -119,7 +131,8 @@ def optimise(
         interrupted, message, status = True, "interrupted", -1
     terms = dict(track.best_terms) if track.best_terms else {"content": math.nan, "style": math.nan, "tv": math.nan}
     return Optimised(
-        image=to_hwc(track.best_x, shape),
+        image=np.clip(to_hwc(track.best_x, shape), 0.0, 1.0),
+        objective_seconds=track.objective_seconds,
         loss=float(track.best_f),
         terms=terms,
         history=track.history,

@@ -14,6 +14,7 @@ from .color import PreserveColors
 
 Device = Literal["auto", "cpu", "cuda"]
 LayerWeighting = Literal["auto", "equal"]
+Bounds = Literal["box", "clip"]
 INIT_KEYWORDS = ("content", "noise")  # plus "mix:R" and an image path
 LOW_MEMORY_MAXCOR = 5  # --low-memory's L-BFGS memory
 DEFAULT_MIN_SIZE = 256  # the first stage's long side when --min-size is not given
@@ -67,6 +68,11 @@ class StylizeOptions:
     init: str = _opt("content", "content, noise, mix:R (R noise + (1-R) content, R in [0,1]), or an image path.")
     seed: int = _opt(0, "Seed for noise inits.")
     maxcor: int = _opt(20, "L-BFGS memory (correction pairs); each costs 2 x 8 bytes per pixel-channel.")
+    bounds: Bounds = _opt(
+        "box",
+        "box: L-BFGS-B keeps every pixel in [0, 1]; clip: unbounded L-BFGS on the image clipped to [0, 1] "
+        "(cheaper optimiser steps).",
+    )
     device: Device = _opt("auto", "auto (CUDA if onnxruntime offers it), cpu or cuda.")
     low_memory: bool = _opt(
         False,
@@ -86,6 +92,8 @@ class StylizeOptions:
                 f"{self.style_layer_weights!r} is unknown; choose one of: "
                 f"{', '.join(get_args(LayerWeighting))}, or numbers",
             )
+        if self.bounds not in get_args(Bounds):
+            raise OptionError("bounds", f"{self.bounds!r} is unknown; choose one of: {', '.join(get_args(Bounds))}")
         if self.preserve_colors not in get_args(PreserveColors):
             raise OptionError(
                 "preserve_colors",

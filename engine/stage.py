@@ -84,5 +84,6 @@ def run_stage(
             on_iteration(stage, i, f, terms, evals, time.perf_counter() - t1, x)
 
     with blas_threads(model):
-        run = optimise(objective, to_nchw(x0), stage.iterations, plan.options.lbfgs_pairs, report)
+        options = plan.options
+        run = optimise(objective, to_nchw(x0), stage.iterations, options.lbfgs_pairs, report, options.bounds)
     return run, weights, setup

@@ -115,6 +115,7 @@ def _stage_record(stage: Stage, run: Optimised, lam: tuple[float, ...]) -> dict:
         "iterations": run.iterations,
         "evaluations": run.evaluations,
         "seconds": run.seconds,
+        "lbfgs_seconds": run.seconds - run.objective_seconds,
         "loss": run.loss,
         "terms": run.terms,
         "style_layer_weights": list(lam),

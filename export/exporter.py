@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from .weights import Weights
 
 DEFAULT_OUT = Path("models") / "vgg19"
-# Recommended alpha, beta for the engine's loss definitions, per input convention (activation scale).
-# caffe: chosen by looking at runs on ../shared/images (README "Choosing alpha and beta"). torchvision: not measurable
-# offline; derived from caffe's by the ~100x activation-scale ratio k: J_c scales as k^2 and J_s as k^4, so the same
-# balance needs beta / k^2.
-DEFAULT_LOSS_WEIGHTS = {"caffe": (1.0, 1e6, 1e-3), "torchvision": (1.0, 1e2, 10.0)}
+# Recommended (alpha, beta with auto style-layer weights, beta with equal/given weights) per input convention.
+# caffe: measured on ../shared/images (README "Choosing the defaults"; bench/quality.py): with auto weights the style
+# term is a mean relative Gram error (order 1), so beta carries the content term's scale (J_content ~ 1e4..1e5).
+# torchvision: not measurable offline; its activations are ~k = 100x smaller than caffe's. J_content scales as 1/k^2,
+# the auto style term not at all and the equal-weights J_style as 1/k^4: the same balance needs beta_auto / k^2 and
+# beta_equal * k^2.
+DEFAULT_LOSS_WEIGHTS = {"caffe": (1.0, 2e6, 1e-3), "torchvision": (1.0, 2e2, 10.0)}
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """Coarse-to-fine runs, auto style-layer weights and colour preservation, end to end on tiny images (issue 10)."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ def test_stages_run_coarse_to_fine_and_stay_in_range(model, synthetic_image):
             im = p.image()
             seen.append((p.stage, p.stages, im.shape[:2], float(im.min()), float(im.max())))
 
-    r = stylize(model, synthetic_image(60, 80), [synthetic_image(64, 64, 1)], size=96, min_size=48, iterations=6,
-                callback=record)
+    r = stylize(
+        model,
+        synthetic_image(60, 80),
+        [synthetic_image(64, 64, 1)],
+        size=96,
+        min_size=48,
+        iterations=6,
+        callback=record,
+    )
     assert [s[:3] for s in seen] == [(1, 2, (36, 48)), (2, 2, (72, 96))]
     assert all(0.0 <= lo and hi <= 1.0 for *_, lo, hi in seen)
     assert r.image.shape == (72, 96, 3) and 0.0 <= r.image.min() and r.image.max() <= 1.0
@@ -83,12 +91,15 @@ def test_luminance_only_keeps_the_contents_chroma(model, synthetic_image):
     assert h.image.shape == (48, 64, 3)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--scales", "0"], "--scales must be >= 1"),
-    (["--min-size", "100"], "--min-size (100) must not be larger than --size (48)"),
-    (["--preserve-colors", "chroma"], "luminance, histogram"),
-    (["--style-layer-weights", "loud"], "auto, equal"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--scales", "0"], "--scales must be >= 1"),
+        (["--min-size", "100"], "--min-size (100) must not be larger than --size (48)"),
+        (["--preserve-colors", "chroma"], "luminance, histogram"),
+        (["--style-layer-weights", "loud"], "auto, equal"),
+    ],
+)
 def test_bad_stage_and_colour_options_exit_2(model_dir, images_dir, tmp_path, nst_run, error_line, args, needle):
     out = tmp_path / "o.png"
     line = error_line(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, *args), 2)
@@ -96,13 +107,33 @@ def test_bad_stage_and_colour_options_exit_2(model_dir, images_dir, tmp_path, ns
     assert not out.exists()
 
 
-def test_interrupted_multiscale_run_writes_a_full_size_image(model_dir, content, style, tmp_path, pixels,
-                                                             nst_run_exe):
+def test_interrupted_multiscale_run_writes_a_full_size_image(model_dir, content, style, tmp_path, pixels, nst_run_exe):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
-    proc = subprocess.Popen([str(nst_run_exe), str(content), str(style), "--model", str(model_dir), "--size", "96",
-                             "--min-size", "48", "--iterations", "1000", "--save-every", "1", "-o", str(out),
-                             "--log-json", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            str(nst_run_exe),
+            str(content),
+            str(style),
+            "--model",
+            str(model_dir),
+            "--size",
+            "96",
+            "--min-size",
+            "48",
+            "--iterations",
+            "1000",
+            "--save-every",
+            "1",
+            "-o",
+            str(out),
+            "--log-json",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 90
         while not frame_path(out, 1, stage=1).exists():  # stage 1 of 2 (48 px) is running
@@ -122,3 +153,18 @@ def test_interrupted_multiscale_run_writes_a_full_size_image(model_dir, content,
     assert pixels(out).shape == (72, 96, 3)
     data = json.loads(log.read_text())
     assert data["interrupted"] is True and [s["stage"] for s in data["stages"]] == [1]
+
+
+def test_unbounded_lbfgs_clips_what_it_writes(model, synthetic_image):
+    r = stylize(
+        model,
+        synthetic_image(60, 80),
+        [synthetic_image(64, 64, 1)],
+        size=64,
+        scales=1,
+        iterations=8,
+        bounds="clip",
+        style_weight=1e9,
+    )  # a strong pull, so unbounded iterates leave [0, 1]
+    assert 0.0 <= r.image.min() and r.image.max() <= 1.0
+    assert r.stages[0]["lbfgs_seconds"] >= 0 and r.stages[0]["seconds"] >= r.stages[0]["lbfgs_seconds"]
