@@ -10,22 +10,18 @@ from typing import Annotated, Optional
 import typer
 
 from ..engine.errors import NSTError
-from ..engine.options import Device, StylizeOptions, init_is_image
+from ..engine.options import StylizeOptions, init_is_image
 from ..views import image_set as image_set_defaults
 from ..views import reconstruct as rec_defaults
 from ..views import sweep as sweep_defaults
 from ..views import units as unit_defaults
 from ..views import units_figure as figure_defaults
+from . import inspect_io as shared
 from .common import USAGE_ERROR, fail, guard, one_line_group
-from .inspect_io import DEFAULT_MODEL, PROG, check_outputs, engine_errors, load, numbers, write_json, write_picture
 from .view_progress import CountBar, RunBars
 
-EXIT_CODES = (
-    "Exit codes: 0 done, 1 failed (one 'nst-inspect: error:' line on stderr; nothing is written), 2 bad "
-    "command line, 130 Ctrl-C."
-)
 app = typer.Typer(
-    cls=one_line_group(PROG),
+    cls=one_line_group(shared.PROG),
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -34,32 +30,20 @@ app = typer.Typer(
     "reconstructions and alpha/beta sweep grids, on a model written by nst-export.",
 )
 
-Model = Annotated[Path, typer.Option(help="Model directory written by nst-export.")]
-DeviceOpt = Annotated[Device, typer.Option(help=StylizeOptions.help("device"))]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
-Seed = Annotated[int, typer.Option(help="Seed of the random units (units) or of the white noise (the others).")]
-DEVICE = StylizeOptions.default("device")
-
-
-def _out(default: str) -> object:
-    return typer.Option(
-        "--out", "-o", help=f"Picture to write (.png .jpg ...) [default: {default}].", show_default=False
-    )
-
 
 @app.command(
     help="For each chosen unit of --layer, the 9 image patches that activate it most over an image set, each "
     "cropped to the unit's receptive field (grey where it extends past the image), at most 2 per "
     "source image; one grid (a row per unit, captions: activation) and a JSON of image, position, "
     "activation and crop box.",
-    epilog=EXIT_CODES,
+    epilog=shared.EXIT_CODES,
 )
-@guard(PROG)
+@guard(shared.PROG)
 def units(
     layer: Annotated[
         str, typer.Option(help="Layer whose units to show, e.g. relu3_1 (one of the model's taps).", show_default=False)
     ],
-    out: Annotated[Path, _out("units.png")] = Path("units.png"),
+    out: Annotated[Path, shared.out_option("units.png")] = Path("units.png"),
     count: Annotated[
         int, typer.Option("--units", min=1, help="How many random units (seeded by --seed).")
     ] = unit_defaults.DEFAULT_UNITS,
@@ -89,7 +73,7 @@ def units(
             help="Long side in px every image is resized to (searched at this and half this, as is and mirrored).",
         ),
     ] = image_set_defaults.DEFAULT_SIZE,
-    seed: Seed = 0,
+    seed: shared.Seed = 0,
     tile: Annotated[
         int, typer.Option(min=8, help="Side in px of each patch in the grid.")
     ] = figure_defaults.DEFAULT_TILE,
@@ -97,9 +81,9 @@ def units(
         Optional[Path],
         typer.Option("--json", help="Where to write the JSON [default: OUT with .json].", show_default=False),
     ] = None,
-    model: Model = DEFAULT_MODEL,
-    device: DeviceOpt = DEVICE,
-    quiet: Quiet = False,
+    model: shared.Model = shared.DEFAULT_MODEL,
+    device: shared.DeviceOpt = shared.DEVICE,
+    quiet: shared.Quiet = False,
 ) -> None:
     from ..views.image_set import load_image_set
     from ..views.layers import require_taps
@@ -107,23 +91,23 @@ def units(
     from ..views.units_figure import render_units, units_record
 
     json_path = json_out or out.with_suffix(".json")
-    check_outputs(out, json_path)
-    ids = numbers("--unit-ids", unit_ids, integer=True)
-    nst_model, _ = load(model, device, [])
+    shared.check_outputs(out, json_path)
+    ids = shared.numbers("--unit-ids", unit_ids, integer=True)
+    nst_model, _ = shared.load(model, device, [])
     try:
         require_taps(nst_model.manifest, [layer], str(model))
         chosen = choose_units(nst_model.manifest.layer(layer).channels, count, ids, seed)
         image_set = load_image_set(images or [], default_images=not no_default_images, size=size)
     except (ValueError, NSTError) as e:
-        raise engine_errors(e) from None
+        raise shared.engine_errors(e) from None
     if not quiet:
-        typer.echo(_describe(image_set))
+        typer.echo(image_set.describe())
     with CountBar(f"searching {layer}", quiet) as bar:
         result = search(nst_model, layer, image_set, chosen, on_image=bar.update)
-    with CountBar("gradients" if gradient else "cropping", quiet or not gradient):
-        pixels = patch_pixels(image_set, result, nst_model if gradient else None)
-    write_picture(render_units(result, pixels, tile), out)
-    write_json(units_record(result, image_set), json_path)
+    with CountBar("gradients", quiet or not gradient) as bar:
+        pixels = patch_pixels(image_set, result, nst_model if gradient else None, bar.update)
+    shared.write_picture(render_units(result, pixels, tile), out)
+    shared.write_json(units_record(result, image_set), json_path)
     if not quiet:
         typer.echo(
             f"{layer}: {len(chosen)} units x {unit_defaults.PATCHES} patches over {result.variants} images "
@@ -131,28 +115,17 @@ def units(
         )
 
 
-def _describe(image_set: object) -> str:
-    from ..views.image_set import ImageSet
-
-    assert isinstance(image_set, ImageSet)
-    skipped = "".join(f"; {n} non-image files skipped in {folder}" for folder, n in image_set.skipped.items() if n)
-    return (
-        f"images: {len(image_set.sources)} sources x {len(image_set.scales)} scales"
-        f"{' x 2 (mirrored)' if image_set.mirror else ''}{skipped}"
-    )
-
-
 @app.command(
     help="Content reconstructions from white noise with only the content loss at each layer, and style "
     "reconstructions with only the style loss over growing layer sets ({relu1_1}, {relu1_1, relu2_1}, "
     "...), as one labelled strip (Gatys et al., Fig. 1).",
-    epilog=EXIT_CODES,
+    epilog=shared.EXIT_CODES,
 )
-@guard(PROG)
+@guard(shared.PROG)
 def reconstruct(
     content: Annotated[Path, typer.Argument(help="Content image.", show_default=False)],
     style: Annotated[Path, typer.Argument(help="Style image.", show_default=False)],
-    out: Annotated[Path, _out("reconstruct.png")] = Path("reconstruct.png"),
+    out: Annotated[Path, shared.out_option("reconstruct.png")] = Path("reconstruct.png"),
     content_layers: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -167,20 +140,20 @@ def reconstruct(
     iterations: Annotated[
         int, typer.Option(min=1, help="L-BFGS-B iterations per reconstruction.")
     ] = rec_defaults.DEFAULT_ITERATIONS,
-    seed: Seed = 0,
+    seed: shared.Seed = 0,
     cell: Annotated[
         int, typer.Option(min=16, help="Width in px of each picture in the strip.")
     ] = rec_defaults.DEFAULT_CELL,
-    model: Model = DEFAULT_MODEL,
-    device: DeviceOpt = DEVICE,
-    quiet: Quiet = False,
+    model: shared.Model = shared.DEFAULT_MODEL,
+    device: shared.DeviceOpt = shared.DEVICE,
+    quiet: shared.Quiet = False,
 ) -> None:
     from ..views.reconstruct import RELU_LAYERS, default_content_layers, render_strip
     from ..views.reconstruct import reconstruct as run_reconstruct
     from .common import split_names
 
-    check_outputs(out)
-    nst_model, (content_image, style_image) = load(model, device, [content, style])
+    shared.check_outputs(out)
+    nst_model, (content_image, style_image) = shared.load(model, device, [content, style])
     c_layers = split_names(content_layers) or list(default_content_layers(nst_model.manifest))
     s_layers = split_names(style_layers) or list(RELU_LAYERS)
     try:
@@ -197,8 +170,8 @@ def reconstruct(
                 callback=bars,
             )
     except (ValueError, NSTError) as e:
-        raise engine_errors(e) from None
-    write_picture(render_strip(content_image, style_image, runs, cell), out)
+        raise shared.engine_errors(e) from None
+    shared.write_picture(render_strip(content_image, style_image, runs, cell), out)
     if not quiet:
         for r in runs:
             extra = f", rel L2 to the content {r.rel_l2:.3f}" if r.kind == "content" else ""
@@ -210,12 +183,12 @@ def reconstruct(
     help="A labelled grid of nst-run outputs over content weights alpha (rows) and style weights beta "
     "(columns): more alpha keeps more content, more beta more style. The style Grams are computed once "
     "for all cells.",
-    epilog=EXIT_CODES,
+    epilog=shared.EXIT_CODES,
 )
-@guard(PROG)
+@guard(shared.PROG)
 def sweep(
     images: Annotated[list[Path], typer.Argument(help="CONTENT STYLE [STYLE ...]", show_default=False)],
-    out: Annotated[Path, _out("sweep.png")] = Path("sweep.png"),
+    out: Annotated[Path, shared.out_option("sweep.png")] = Path("sweep.png"),
     style_weights: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -233,29 +206,29 @@ def sweep(
         int, typer.Option(min=1, help="L-BFGS-B iterations per cell.")
     ] = sweep_defaults.DEFAULT_ITERATIONS,
     init: Annotated[str, typer.Option(help="content, noise or mix:R (as nst-run).")] = StylizeOptions.default("init"),
-    seed: Seed = 0,
+    seed: shared.Seed = 0,
     cell: Annotated[
         int, typer.Option(min=16, help="Width in px of each picture in the grid.")
     ] = sweep_defaults.DEFAULT_CELL,
-    model: Model = DEFAULT_MODEL,
-    device: DeviceOpt = DEVICE,
-    quiet: Quiet = False,
+    model: shared.Model = shared.DEFAULT_MODEL,
+    device: shared.DeviceOpt = shared.DEVICE,
+    quiet: shared.Quiet = False,
 ) -> None:
     from ..views.sweep import DEFAULT_STYLE_WEIGHTS, render_sweep
     from ..views.sweep import sweep as run_sweep
 
     if len(images) < 2:
         raise fail(
-            PROG,
+            shared.PROG,
             "give a content image and at least one style image: nst-inspect sweep CONTENT STYLE [STYLE ...]",
             USAGE_ERROR,
         )
     if init_is_image(init):
-        raise fail(PROG, f"--init {init!r}: sweep starts from content, noise or mix:R", USAGE_ERROR)
-    betas = numbers("--style-weights", style_weights) or list(DEFAULT_STYLE_WEIGHTS)
-    alphas = numbers("--content-weights", content_weights)
-    check_outputs(out)
-    nst_model, loaded = load(model, device, images)
+        raise fail(shared.PROG, f"--init {init!r}: sweep starts from content, noise or mix:R", USAGE_ERROR)
+    betas = shared.numbers("--style-weights", style_weights) or list(DEFAULT_STYLE_WEIGHTS)
+    alphas = shared.numbers("--content-weights", content_weights)
+    shared.check_outputs(out)
+    nst_model, loaded = shared.load(model, device, images)
     alphas = alphas or [nst_model.manifest.content_weight]
     try:
         with RunBars(quiet) as bars:
@@ -273,8 +246,8 @@ def sweep(
                 device=device,
             )
     except (ValueError, NSTError) as e:
-        raise engine_errors(e) from None
-    write_picture(render_sweep(grid, loaded[0], loaded[1:], cell), out)
+        raise shared.engine_errors(e) from None
+    shared.write_picture(render_sweep(grid, loaded[0], loaded[1:], cell), out)
     if not quiet:
         for row in grid:
             for c in row:
@@ -286,4 +259,4 @@ def sweep(
 
 
 def main() -> None:
-    app(prog_name=PROG)
+    app(prog_name=shared.PROG)

@@ -4,16 +4,33 @@ number lists, writing pictures and JSON; every failure leaves through `fail` as 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from ..engine.errors import NSTError
-from ..engine.options import OptionError
+from ..engine.options import Device, OptionError, StylizeOptions
 from .common import USAGE_ERROR, fail, split_names
 from .options_cli import option_error
 from .outputs import check_writable
 
 PROG = "nst-inspect"
 DEFAULT_MODEL = Path("models/vgg19")
+EXIT_CODES = (
+    "Exit codes: 0 done, 1 failed (one 'nst-inspect: error:' line on stderr; nothing is written), 2 bad "
+    "command line, 130 Ctrl-C."
+)
+Model = Annotated[Path, typer.Option(help="Model directory written by nst-export.")]
+DeviceOpt = Annotated[Device, typer.Option(help=StylizeOptions.help("device"))]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
+Seed = Annotated[int, typer.Option(help="Seed of the random units (units) or of the white noise (the others).")]
+DEVICE = StylizeOptions.default("device")
+
+
+def out_option(default: str) -> object:
+    return typer.Option(
+        "--out", "-o", help=f"Picture to write (.png .jpg ...) [default: {default}].", show_default=False
+    )
 
 
 def check_outputs(picture: Path, *others: Path | None) -> None:

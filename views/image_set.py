@@ -90,6 +90,12 @@ class ImageSet:
         image = resize(self.sources[i].image, self._size(self.sources[i], scale))
         return Variant(i, mirrored, scale, np.ascontiguousarray(image[:, ::-1]) if mirrored else image)
 
+    def describe(self) -> str:
+        """One line: how many sources, scales and mirror images, and what was skipped in which folder."""
+        skipped = "".join(f"; {n} non-image files skipped in {folder}" for folder, n in self.skipped.items() if n)
+        mirrored = " x 2 (as is, mirrored)" if self.mirror else ""
+        return f"images: {len(self.sources)} sources x {len(self.scales)} scales{mirrored}{skipped}"
+
     def variants(self, min_side: int = 1) -> Iterator[Variant]:
         return (self.variant(spec) for spec in self.specs(min_side))
 

@@ -180,10 +180,13 @@ def unit_gradient(
 
 
 def patch_pixels(
-    images: ImageSet, search_result: UnitSearch, model: Model | None = None
+    images: ImageSet,
+    search_result: UnitSearch,
+    model: Model | None = None,
+    on_patch: Callable[[int, int], None] | None = None,
 ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None]]:
     """(unit, rank) -> (crop of the field, |gradient| map or None). With a model, the gradient too. Each variant
-    holding a patch is rebuilt once."""
+    holding a patch is rebuilt once. on_patch(done, total) after each patch."""
     out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None]] = {}
     by_spec: dict[tuple[int, bool, float], list[tuple[int, int, Patch]]] = {}
     for u, patches in search_result.patches.items():
@@ -197,4 +200,6 @@ def patch_pixels(
                 g, _ = unit_gradient(model, search_result.layer, variant.image, u, p.position)
                 grad = np.abs(g).sum(axis=2)
             out[(u, rank)] = (crop(variant.image, p.box), grad)
+            if on_patch is not None:
+                on_patch(len(out), sum(len(v) for v in by_spec.values()))
     return out
