@@ -1,5 +1,6 @@
 """nst-inspect units, below the CLI: receptive fields from the layer list, the top-9 search on planted patterns,
 crops with grey padding, the one-hot gradient through the gradient graph, the image set."""
+
 from __future__ import annotations
 
 import sys
@@ -25,11 +26,28 @@ def vgg(arch: str) -> list[LayerSpec]:
 # (size, stride, offset) derived by hand: a 3x3 conv (pad 1) adds 2 x jump to the size and moves unit 0's first pixel
 # up by 1 x jump; a 2x2 pool (stride 2) adds 1 x jump and doubles the jump.
 HAND = {
-    "vgg19": {"relu1_1": (3, 1, -1), "relu1_2": (5, 1, -2), "pool1": (6, 2, -2), "relu2_1": (10, 2, -4),
-              "relu3_1": (24, 4, -10), "relu4_1": (68, 8, -30), "relu4_2": (84, 8, -38), "relu5_1": (156, 16, -70),
-              "relu5_4": (252, 16, -118), "pool5": (268, 32, -118)},
-    "vgg16": {"relu1_1": (3, 1, -1), "relu2_1": (10, 2, -4), "relu3_1": (24, 4, -10), "relu3_3": (40, 4, -18),
-              "relu4_1": (60, 8, -26), "relu5_1": (132, 16, -58), "relu5_3": (196, 16, -90), "pool5": (212, 32, -90)},
+    "vgg19": {
+        "relu1_1": (3, 1, -1),
+        "relu1_2": (5, 1, -2),
+        "pool1": (6, 2, -2),
+        "relu2_1": (10, 2, -4),
+        "relu3_1": (24, 4, -10),
+        "relu4_1": (68, 8, -30),
+        "relu4_2": (84, 8, -38),
+        "relu5_1": (156, 16, -70),
+        "relu5_4": (252, 16, -118),
+        "pool5": (268, 32, -118),
+    },
+    "vgg16": {
+        "relu1_1": (3, 1, -1),
+        "relu2_1": (10, 2, -4),
+        "relu3_1": (24, 4, -10),
+        "relu3_3": (40, 4, -18),
+        "relu4_1": (60, 8, -26),
+        "relu5_1": (132, 16, -58),
+        "relu5_3": (196, 16, -90),
+        "pool5": (212, 32, -90),
+    },
 }
 
 
@@ -79,12 +97,22 @@ def test_planted_patterns_found_at_their_positions_sorted(model_dir):
     assert np.count_nonzero(np.abs(g).sum(axis=2)) == 9 and np.abs(g[19:22, 19:22]).sum() > 0  # only the 3x3 field
     template = g[19:22, 19:22] / np.abs(g).max()
     # (image, row, col, c): image 0 holds three patterns, the others two; c falls from 0.45 to 0.26
-    plan = [(0, 8, 8, 0.45), (0, 30, 12, 0.44), (0, 12, 30, 0.43), (1, 10, 25, 0.42), (1, 28, 9, 0.40),
-            (2, 20, 20, 0.38), (2, 6, 33, 0.36), (3, 33, 33, 0.34), (3, 15, 6, 0.32), (4, 25, 16, 0.30),
-            (4, 9, 9, 0.26)]
+    plan = [
+        (0, 8, 8, 0.45),
+        (0, 30, 12, 0.44),
+        (0, 12, 30, 0.43),
+        (1, 10, 25, 0.42),
+        (1, 28, 9, 0.40),
+        (2, 20, 20, 0.38),
+        (2, 6, 33, 0.36),
+        (3, 33, 33, 0.34),
+        (3, 15, 6, 0.32),
+        (4, 25, 16, 0.30),
+        (4, 9, 9, 0.26),
+    ]
     images = [grey.copy() for _ in range(5)]
     for i, r, c, amp in plan:
-        images[i][r - 1:r + 2, c - 1:c + 2] += amp * template
+        images[i][r - 1 : r + 2, c - 1 : c + 2] += amp * template
     blank_max = model.features(to_nchw(grey))["relu1_1"][0, unit].max()
     result = search(model, "relu1_1", one_set(images), [unit])
     patches = result.patches[unit]
@@ -120,9 +148,11 @@ def test_search_crops_have_the_field_size_and_stay_in_bounds(model_dir, syntheti
             patch, grad = pixels[(u, rank)]
             assert patch.shape == (24, 24, 3) and grad is None
             assert patch.min() >= 0 and patch.max() <= 1
-            top, left, bottom, right = p.box
+            top, left, _, _ = p.box
             if top < 0:  # the field starts above the image: grey rows there
                 assert np.all(patch[:-top] == GREY)
+            if left < 0:
+                assert np.all(patch[:, :-left] == GREY)
 
 
 @pytest.mark.parametrize(("layer", "position"), [("relu3_1", (5, 6)), ("relu5_1", (0, 3)), ("relu4_2", (3, 1))])
@@ -136,7 +166,7 @@ def test_one_hot_gradient_only_inside_the_receptive_field(model_dir, synthetic_i
     full = model.vjp(to_nchw(image), {layer: onehot})[0].transpose(1, 2, 0)
     top, left, bottom, right = receptive_field(model.manifest.layers, layer).box(*position)
     outside = np.ones(full.shape[:2], bool)
-    outside[max(top, 0):bottom, max(left, 0):right] = False
+    outside[max(top, 0) : bottom, max(left, 0) : right] = False
     assert np.all(full[outside] == 0) and np.abs(full).sum() > 0
     # unit_gradient works on a small window of the image; it must be the same gradient, and the same activation
     windowed, value = unit_gradient(model, layer, image, unit, position)
@@ -177,7 +207,11 @@ def test_image_set_variants_and_source_boxes(tmp_path):
     assert s.sources[0].image.shape == (60, 80, 3)
     variants = list(s.variants())
     assert [(v.scale, v.mirrored, v.image.shape[:2]) for v in variants] == [
-        (1.0, False, (60, 80)), (1.0, True, (60, 80)), (0.5, False, (30, 40)), (0.5, True, (30, 40))]
+        (1.0, False, (60, 80)),
+        (1.0, True, (60, 80)),
+        (0.5, False, (30, 40)),
+        (0.5, True, (30, 40)),
+    ]
     assert np.array_equal(variants[1].image, variants[0].image[:, ::-1])
     assert variants[3].to_source((2, 0, 12, 10)) == (4.0, 60.0, 24.0, 80.0)  # mirrored back, then scaled up
     assert len(s.specs(min_side=40)) == 2  # the half-size variants are below the model's smallest input

@@ -1,5 +1,6 @@
 """The runtime needs no PyTorch: no module on nst-run's or nst-batch's path imports torch, and both work where
 `import torch` fails (nst-batch's worker processes included)."""
+
 from __future__ import annotations
 
 import ast
@@ -25,8 +26,11 @@ def test_no_torch_import_in_runtime_sources():
             if path.name == "export_cmd.py":  # nst-export's CLI imports nst.export lazily, inside the command
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                )
                 assert not any(n.split(".")[0] in ("torch", "onnx") for n in names), f"{path}: {names}"
                 if isinstance(node, ast.ImportFrom) and node.level:
                     assert "export" not in (node.module or "").split("."), f"{path} imports nst.export"
@@ -47,9 +51,22 @@ def test_runtime_imports_load_no_torch():
 
 def test_nst_run_where_torch_cannot_be_imported(model_dir, images_dir, tmp_path):
     out = tmp_path / "out.png"
-    args = [str(images_dir / "content.png"), str(images_dir / "style1.png"), "-o", str(out), "--model", str(model_dir),
-            "--size", "64", "--iterations", "3", "--quiet"]
-    code = BLOCK + f"""
+    args = [
+        str(images_dir / "content.png"),
+        str(images_dir / "style1.png"),
+        "-o",
+        str(out),
+        "--model",
+        str(model_dir),
+        "--size",
+        "64",
+        "--iterations",
+        "3",
+        "--quiet",
+    ]
+    code = (
+        BLOCK
+        + f"""
 sys.argv = ['nst-run', *{args!r}]
 from nst.cli.run_cmd import main
 try:
@@ -62,6 +79,7 @@ try:
 except ImportError:
     print('torch blocked')
 """
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr
     assert "torch blocked" in r.stdout
@@ -77,8 +95,22 @@ def test_nst_batch_where_torch_cannot_be_imported(model_dir, images_dir, tmp_pat
     (tmp_path / "site" / "sitecustomize.py").write_text(BLOCK)
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     exe = Path(sys.executable).parent / "nst-batch"
-    args = [images_dir / "content.png", "-s", images_dir / "style1.png", "-o", tmp_path / "out", "--model", model_dir,
-            "--size", 48, "--iterations", 2, "--workers", 1, "-q"]
+    args = [
+        images_dir / "content.png",
+        "-s",
+        images_dir / "style1.png",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        model_dir,
+        "--size",
+        48,
+        "--iterations",
+        2,
+        "--workers",
+        1,
+        "-q",
+    ]
     r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "content__style1.png").is_file()
@@ -93,12 +125,60 @@ def test_nst_inspect_and_run_report_where_torch_cannot_be_imported(model_dir, im
     bin_dir = Path(sys.executable).parent
     content, style = images_dir / "content.png", images_dir / "style1.png"
     commands = [
-        [bin_dir / "nst-inspect", "reconstruct", content, style, "-o", tmp_path / "strip.png", "--model", model_dir,
-         "--size", 32, "--iterations", 1, "--content-layers", "relu1_1", "--style-layers", "relu1_1", "-q"],
-        [bin_dir / "nst-inspect", "units", "--layer", "relu1_1", "--units", 1, "--images", images_dir,
-         "--no-default-images", "--size", 32, "--gradient", "-o", tmp_path / "units.png", "--model", model_dir, "-q"],
-        [bin_dir / "nst-run", content, style, "-o", tmp_path / "out.png", "--model", model_dir, "--size", 32,
-         "--iterations", 2, "--report", tmp_path / "report.png", "-q"],
+        [
+            bin_dir / "nst-inspect",
+            "reconstruct",
+            content,
+            style,
+            "-o",
+            tmp_path / "strip.png",
+            "--model",
+            model_dir,
+            "--size",
+            32,
+            "--iterations",
+            1,
+            "--content-layers",
+            "relu1_1",
+            "--style-layers",
+            "relu1_1",
+            "-q",
+        ],
+        [
+            bin_dir / "nst-inspect",
+            "units",
+            "--layer",
+            "relu1_1",
+            "--units",
+            1,
+            "--images",
+            images_dir,
+            "--no-default-images",
+            "--size",
+            32,
+            "--gradient",
+            "-o",
+            tmp_path / "units.png",
+            "--model",
+            model_dir,
+            "-q",
+        ],
+        [
+            bin_dir / "nst-run",
+            content,
+            style,
+            "-o",
+            tmp_path / "out.png",
+            "--model",
+            model_dir,
+            "--size",
+            32,
+            "--iterations",
+            2,
+            "--report",
+            tmp_path / "report.png",
+            "-q",
+        ],
     ]
     for command in commands:
         r = subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env)
