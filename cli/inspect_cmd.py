@@ -192,8 +192,8 @@ def sweep(
     style_weights: Annotated[
         Optional[list[str]],
         typer.Option(
-            help="beta values, e.g. 1e-4,1e-3,1e-2,1e-1 [default: "
-            f"{','.join(f'{b:g}' for b in sweep_defaults.DEFAULT_STYLE_WEIGHTS)}]."
+            help="beta values, e.g. 2e4,2e5,2e6,2e7 [default: "
+            f"{', '.join(f'{b:g}' for b in sweep_defaults.DEFAULT_STYLE_FACTORS)} x the model's recommended beta]."
         ),
     ] = None,
     content_weights: Annotated[
@@ -214,7 +214,7 @@ def sweep(
     device: shared.DeviceOpt = shared.DEVICE,
     quiet: shared.Quiet = False,
 ) -> None:
-    from ..views.sweep import DEFAULT_STYLE_WEIGHTS, render_sweep
+    from ..views.sweep import DEFAULT_STYLE_FACTORS, render_sweep
     from ..views.sweep import sweep as run_sweep
 
     if len(images) < 2:
@@ -225,11 +225,12 @@ def sweep(
         )
     if init_is_image(init):
         raise fail(shared.PROG, f"--init {init!r}: sweep starts from content, noise or mix:R", USAGE_ERROR)
-    betas = shared.numbers("--style-weights", style_weights) or list(DEFAULT_STYLE_WEIGHTS)
+    betas = shared.numbers("--style-weights", style_weights)
     alphas = shared.numbers("--content-weights", content_weights)
     shared.check_outputs(out)
     nst_model, loaded = shared.load(model, device, images)
     alphas = alphas or [nst_model.manifest.content_weight]
+    betas = betas or [f * nst_model.manifest.style_weight for f in DEFAULT_STYLE_FACTORS]
     try:
         with RunBars(quiet) as bars:
             grid = run_sweep(

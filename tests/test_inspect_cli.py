@@ -264,3 +264,17 @@ def test_nst_run_report(nst_run, model_dir, content, style, tmp_path, ok, error_
         1,
     )
     assert "cannot write" in line and "No space left" in line and (tmp_path / "o2.png").exists()
+
+
+def test_sweep_default_betas_follow_the_models_beta(inspect, model_dir, content, style, tmp_path, ok):
+    from nst.engine import read_manifest
+    from nst.views.sweep import DEFAULT_STYLE_FACTORS
+
+    beta = read_manifest(model_dir).style_weight
+    r = ok(
+        inspect(
+            "sweep", content, style, "--model", model_dir, "--size", 32, "--iterations", 1, "-o", tmp_path / "s.png"
+        )
+    )
+    summary = [line.split(":")[0] for line in r.stdout.splitlines() if line.startswith("alpha ")]
+    assert summary == [f"alpha 1, beta {f * beta:g}" for f in DEFAULT_STYLE_FACTORS]

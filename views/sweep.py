@@ -14,7 +14,8 @@ from ..engine.model import Model
 from ..engine.stylize import stylize
 from .grid import Cell, Figure
 
-DEFAULT_STYLE_WEIGHTS = (1e-4, 1e-3, 1e-2, 1e-1)  # around the original weights' recommended beta = 1e-3
+# beta = these x the model's recommended beta (its manifest's): from mostly content to mostly style
+DEFAULT_STYLE_FACTORS = (0.01, 0.1, 1.0, 10.0)
 DEFAULT_SIZE = 256  # working long side of every cell
 DEFAULT_ITERATIONS = 100
 DEFAULT_CELL = 200  # px per picture in the grid
