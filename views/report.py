@@ -20,7 +20,8 @@ SERIES = (
 )
 DEFAULT_THUMB = 200  # px: the long side of each picture in the report
 PLOT_HEIGHT = 260
-GRID = (225, 225, 225)
+GRID = (215, 215, 215)
+MINOR_GRID = (240, 240, 240)  # 2x .. 9x each decade, when the plot spans at most 4 decades
 
 
 def _decades(values: Sequence[float]) -> tuple[int, int]:
@@ -60,6 +61,11 @@ def draw_losses(history: Sequence[dict], size: tuple[int, int]) -> Image.Image:
         return x, bottom - (bottom - top) * (math.log10(v) - lo) / (hi - lo)
 
     step = max(1, math.ceil((hi - lo) / 8))
+    if hi - lo <= 4:
+        for d in range(lo, hi):
+            for k in range(2, 10):
+                y = xy(0, k * 10.0**d)[1]
+                draw.line([(left, y), (right, y)], fill=MINOR_GRID)
     for d in range(lo, hi + 1):
         y = xy(0, 10.0**d)[1]
         draw.line([(left, y), (right, y)], fill=GRID)
