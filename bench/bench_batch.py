@@ -71,7 +71,7 @@ def run_config(config: str, pairs: Path, model: Path, size: int, iterations: int
     workers, threads = (int(v) for v in split.split("x"))
     extra = {"scales": 1} if "scales" in option_names() else {}  # one stage at 256 px, where the option exists
     options = StylizeOptions(size=size, iterations=iterations, **extra)
-    outdir = work / config.replace(":", "-")
+    outdir = Path(tempfile.mkdtemp(prefix=config.replace(":", "-") + ".", dir=work))  # a config may run twice
     jobs = build_jobs([], [], outdir, pairs_csv=pairs, base=options)
     busy0, ours0 = cpu_seconds()
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def run_config(config: str, pairs: Path, model: Path, size: int, iterations: int
     # CPU that other processes took during the run, as a share of the machine: a check that it was quiet. Not for
     # Ray: its workers are the raylet's children, not ours, so their CPU cannot be told from other processes'.
     others = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (wall * cores) if kind == "local" else None
-    failed = [f"{r.job.name}: {r.error}" for r in results if r.status != "done"]
+    failed = [f"{r.job.name} {r.status}: {r.error}" for r in results if r.status != "done"]
     if failed:
         raise SystemExit(f"{config}: {len(failed)} jobs failed, first: {failed[0]}")
     recs = [r.record for r in results]
