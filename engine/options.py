@@ -36,7 +36,7 @@ def _opt(default: Any, help: str) -> Any:
 class StylizeOptions:
     size: int = _opt(512, "Working long side in px of the result (the content is resized to it).")
     iterations: int = _opt(
-        200,
+        120,
         "L-BFGS-B iterations of the first (coarsest) stage; each later stage runs fewer in proportion to its long side "
         "(half as many at twice the size). With one stage, the run's iterations.",
     )

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f models/vgg19/manifest.json ] || .venv/bin/nst-export
 .venv/bin/python scripts/demo_images.py out/demo >/dev/null
-.venv/bin/nst-run out/demo/content.png out/demo/style.png -o out/demo/stylized.png --size 320 --iterations 200 \
-  --log-json out/demo/log.json
+.venv/bin/nst-run out/demo/content.png out/demo/style.png -o out/demo/stylized.png --size 320 \
+  --log-json out/demo/log.json --report out/demo/report.png
 echo "stylized image: $(pwd)/out/demo/stylized.png"

@@ -1,6 +1,7 @@
 """Write the demo's content and style images into a folder, from nothing but installed packages (no ../shared, no
 download): content = scikit-image's bundled photo of Chelsea the cat; style = a swirling brush-stroke painting made
 here (line-integral convolution of noise along a vortex field, in a night-sky palette)."""
+
 from __future__ import annotations
 
 import sys
@@ -39,8 +40,16 @@ def swirl_painting(h: int = 384, w: int = 512, seed: int = 7) -> np.ndarray:
     t = np.clip((t - 0.2) / 0.6, 0, 1)
     # a slow field decides where the sky glows (yellow/orange) and where it stays deep blue
     glow = 0.5 + 0.5 * np.sin(x / 70.0 + 1.3 * np.sin(y / 55.0)) * np.cos(y / 90.0 - x / 160.0)
-    palette = np.array([[0.04, 0.08, 0.25], [0.10, 0.28, 0.62], [0.30, 0.58, 0.80], [0.92, 0.78, 0.25],
-                        [0.98, 0.55, 0.12], [1.0, 0.96, 0.70]])
+    palette = np.array(
+        [
+            [0.04, 0.08, 0.25],
+            [0.10, 0.28, 0.62],
+            [0.30, 0.58, 0.80],
+            [0.92, 0.78, 0.25],
+            [0.98, 0.55, 0.12],
+            [1.0, 0.96, 0.70],
+        ]
+    )
     u = np.clip(0.55 * t + 0.55 * glow * t + 0.15 * glow, 0, 1) * (len(palette) - 1)
     i = np.minimum(u.astype(int), len(palette) - 2)
     f = (u - i)[..., None]

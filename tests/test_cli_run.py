@@ -1,4 +1,5 @@
 """nst-run's command line on a real (original-weights) model: tiny images, a few iterations each."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ SIZE = 48  # conftest's nst_run working long side: the 60x80 content becomes 36x
 @pytest.fixture
 def nst_run(nst_run):
     """conftest's nst_run, and never a traceback in the output, whatever the exit code."""
+
     def run(model_dir, *args):
         result = nst_run(model_dir, *args)
         assert "Traceback" not in result.output
@@ -26,15 +28,39 @@ def nst_run(nst_run):
 def test_help(runner):
     r = runner.invoke(app, ["--help"])
     assert r.exit_code == 0
-    for option in ("--out", "--size", "--iterations", "--style-blend", "--init", "--seed", "--save-every",
-                   "--log-json", "--max-pixels", "--device", "Exit codes"):
+    for option in (
+        "--out",
+        "--size",
+        "--iterations",
+        "--style-blend",
+        "--init",
+        "--seed",
+        "--save-every",
+        "--log-json",
+        "--max-pixels",
+        "--device",
+        "Exit codes",
+    ):
         assert option in r.stdout, option
 
 
 def test_run_writes_image_and_log(model_dir, images_dir, tmp_path, nst_run, ok):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
-    ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 4,
-               "--log-json", log, "--tv-weight", 1.0))
+    ok(
+        nst_run(
+            model_dir,
+            images_dir / "content.png",
+            images_dir / "style1.png",
+            "-o",
+            out,
+            "--iterations",
+            4,
+            "--log-json",
+            log,
+            "--tv-weight",
+            1.0,
+        )
+    )
     with Image.open(out) as im:
         im.verify()
     with Image.open(out) as im:
@@ -60,8 +86,19 @@ def test_run_writes_image_and_log(model_dir, images_dir, tmp_path, nst_run, ok):
 
 def test_save_every_writes_frames_beside_out(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     out = tmp_path / "out.png"
-    ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 4,
-               "--save-every", 2))
+    ok(
+        nst_run(
+            model_dir,
+            images_dir / "content.png",
+            images_dir / "style1.png",
+            "-o",
+            out,
+            "--iterations",
+            4,
+            "--save-every",
+            2,
+        )
+    )
     assert frame_path(out, 2) == tmp_path / "out.iter0002.png"
     assert frame_path(out, 2).is_file() and out.is_file()
     assert pixels(frame_path(out, 2)).shape == (36, SIZE, 3)
@@ -71,8 +108,22 @@ def test_save_every_writes_frames_beside_out(model_dir, images_dir, tmp_path, ns
 
 def test_two_styles_with_blend(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
-    ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", images_dir / "style2.jpg",
-               "-o", out, "--iterations", 2, "--style-blend", "0.7,0.3", "--log-json", log))
+    ok(
+        nst_run(
+            model_dir,
+            images_dir / "content.png",
+            images_dir / "style1.png",
+            images_dir / "style2.jpg",
+            "-o",
+            out,
+            "--iterations",
+            2,
+            "--style-blend",
+            "0.7,0.3",
+            "--log-json",
+            log,
+        )
+    )
     options = json.loads(log.read_text())["options"]
     assert options["style_blend"] == [0.7, 0.3] and len(options["styles"]) == 2
     assert pixels(out).shape == (36, SIZE, 3)
@@ -82,8 +133,21 @@ def test_two_styles_with_blend(model_dir, images_dir, tmp_path, nst_run, ok, pix
 def test_init_modes(model_dir, images_dir, tmp_path, init, nst_run, ok, pixels):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
     value = str(images_dir / "style2.jpg") if init == "image" else init
-    ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 2,
-               "--init", value, "--log-json", log))
+    ok(
+        nst_run(
+            model_dir,
+            images_dir / "content.png",
+            images_dir / "style1.png",
+            "-o",
+            out,
+            "--iterations",
+            2,
+            "--init",
+            value,
+            "--log-json",
+            log,
+        )
+    )
     assert pixels(out).shape == (36, SIZE, 3)
     assert json.loads(log.read_text())["options"]["init"] == value
 
@@ -91,8 +155,21 @@ def test_init_modes(model_dir, images_dir, tmp_path, init, nst_run, ok, pixels):
 def test_seed_makes_noise_init_reproducible(model_dir, images_dir, tmp_path, nst_run, ok, pixels):
     def run(name, seed):
         out = tmp_path / name
-        ok(nst_run(model_dir, images_dir / "content.png", images_dir / "style1.png", "-o", out, "--iterations", 2,
-                   "--init", "noise", "--seed", seed))
+        ok(
+            nst_run(
+                model_dir,
+                images_dir / "content.png",
+                images_dir / "style1.png",
+                "-o",
+                out,
+                "--iterations",
+                2,
+                "--init",
+                "noise",
+                "--seed",
+                seed,
+            )
+        )
         return out
 
     a, b, c = run("a.png", 7), run("b.png", 7), run("c.png", 8)
@@ -120,12 +197,44 @@ def test_output_format_follows_extension(model_dir, images_dir, tmp_path, ext, f
         assert im.format == fmt and im.size == (SIZE, 36) and im.mode == "RGB"
 
 
-def test_defaults_on_the_shared_images(shared_images, model_dir, tmp_path, nst_run, ok):
-    """The manifest's default weights on the real pair: both terms fall, and neither swamps the other (style term
-    within 10x of the content term after a short run), as in the README's measured 512 px run."""
-    log = tmp_path / "log.json"
-    ok(nst_run(model_dir, shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", "-o", tmp_path / "o.png",
-               "--iterations", 40, "--log-json", log))
+def test_defaults_on_the_shared_images(shared_images, model_dir, tmp_path, nst_run, ok, pixels):
+    """The defaults on a real pair, small and short (128 px, two stages): every style layer is matched (the Gram
+    distance to the style falls >= 10x from the photo's for relu1_1..relu4_1 and >= 3x for relu5_1, which has few
+    positions at 128 px; the full-length 512 px runs reach >= 20x: README), the content term stays within 10x of the
+    style term, and J falls by half after its first iteration."""
+    import numpy as np
+
+    from nst.engine import gram, load_image, load_model, resize
+    from nst.engine.stage import to_nchw
+
+    log, out = tmp_path / "log.json", tmp_path / "o.png"
+    ok(
+        nst_run(
+            model_dir,
+            shared_images / "tubingen.jpg",
+            shared_images / "starry_night.jpg",
+            "-o",
+            out,
+            "--size",
+            128,
+            "--min-size",
+            64,
+            "--iterations",
+            60,
+            "--log-json",
+            log,
+        )
+    )
     h = json.loads(log.read_text())["history"]
-    assert h[-1]["loss"] < 0.2 * h[0]["loss"]
+    assert h[-1]["loss"] < 0.5 * h[0]["loss"]
     assert 0.1 < h[-1]["style"] / h[-1]["content"] < 10
+    model = load_model(model_dir, "cpu")
+    result = pixels(out).astype(np.float32) / 255
+    photo = resize(load_image(shared_images / "tubingen.jpg"), result.shape[:2])
+    style = load_image(shared_images / "starry_night.jpg")
+    style = resize(style, (round(style.shape[0] * 128 / style.shape[1]), 128))
+    f = {k: model.features(to_nchw(a), keep_state=False) for k, a in (("photo", photo), ("out", result), ("s", style))}
+    for layer in model.manifest.default_style_layers:
+        gs = gram(f["s"][layer])
+        reduction = np.sum((gram(f["photo"][layer]) - gs) ** 2) / np.sum((gram(f["out"][layer]) - gs) ** 2)
+        assert reduction >= (3 if layer == "relu5_1" else 10), (layer, reduction)
