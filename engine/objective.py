@@ -1,5 +1,5 @@
 """J(G) = alpha J_content + beta sum_l lambda_l J_style^l + tau TV, and its gradient w.r.t. the image pixels:
-NumPy losses give dJ/dF_l at each tap, the model's gradient graph maps them back to dJ/dimage."""
+the losses (losses.py, NumPy here) give dJ/dF_l at each tap, the model's gradient graph maps them back to dJ/dimage."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def style_targets(
     for image, w in zip(styles, blend):
         feats = model.features(image, keep_state=False)
         for layer in layers:
-            g = gram(feats[layer]) * np.float32(w)  # (C, C)
+            g = gram(feats[layer]) * float(w)  # (C, C); a Python float keeps the dtype in any namespace
             targets[layer] = g if layer not in targets else targets[layer] + g
     return targets
 
@@ -59,17 +59,17 @@ class Objective:
         feats = self.model.features(image)
         grads: dict[str, np.ndarray] = {}
         jc, gc = content_loss(feats[w.content_layer], self.content_target)
-        grads[w.content_layer] = gc * np.float32(w.content_weight)
+        grads[w.content_layer] = gc * float(w.content_weight)
         js = 0.0
         for layer, lam in zip(w.style_layers, w.style_layer_weights):
             v, g = style_loss(feats[layer], self.grams[layer])
             js += lam * v
-            g *= np.float32(w.style_weight * lam)
+            g *= float(w.style_weight * lam)
             grads[layer] = g if layer not in grads else grads[layer] + g
         dimage = self.model.vjp(image, grads)
         terms = {"content": w.content_weight * jc, "style": w.style_weight * js, "tv": 0.0}
         if w.tv_weight:
             jt, gt = tv_loss(image)
             terms["tv"] = w.tv_weight * jt
-            dimage += np.float32(w.tv_weight) * gt
+            dimage += float(w.tv_weight) * gt
         return terms["content"] + terms["style"] + terms["tv"], dimage, terms
