@@ -20,7 +20,7 @@ def test_memory_preflight_names_a_size_that_fits(model_dir, content, style, tmp_
     line = error_line(invoke(content, style, "--size", 4000, "-q", "-o", tmp_path / "o.png", model=model_dir), 1)
     assert "GiB" in line
     n = int(re.search(r"--size (\d+)", line).group(1))
-    assert 16 <= n and estimate_bytes(m, *fit_long_side(60, 80, n), 20, weights) <= budget  # noqa: SIM300
+    assert 16 <= n and estimate_bytes(m, *fit_long_side(60, 80, n), 20, weights) <= budget
     assert n >= 300 - 16  # and not needlessly small
     assert not (tmp_path / "o.png").exists()
 
