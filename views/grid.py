@@ -16,6 +16,7 @@ from ..engine.images import check_output_path, to_uint8
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
 FAINT = (110, 110, 110)
+FRAME = (200, 200, 200)
 PAD = 6  # px between cells and around the picture
 FONT_PX = 13
 Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
@@ -103,7 +104,10 @@ def draw_grid(
                 continue
             x = x0 + j * (cell[0] + PAD)
             img = fit(c.image, cell, c.pixelated)
-            canvas.paste(img, (x + (cell[0] - img.width) // 2, y + (cell[1] - img.height) // 2))
+            px0, py0 = x + (cell[0] - img.width) // 2, y + (cell[1] - img.height) // 2
+            canvas.paste(img, (px0, py0))
+            if c.pixelated:  # patches: a frame, so a white patch still shows its extent
+                draw.rectangle([px0 - 1, py0 - 1, px0 + img.width, py0 + img.height], outline=FRAME)
             if c.caption:
                 w = text_size(draw, c.caption, small)[0]
                 draw.text((x + (cell[0] - w) // 2, y + cell[1] + 1), c.caption, fill=FAINT, font=small)
