@@ -14,7 +14,7 @@ t $B/nst-inspect units --layer relu5_1 --units 4 --tile 72 --gradient -o docs/un
   --json out/docs/units-relu5_1.json
 t $B/nst-inspect reconstruct $S/tubingen.jpg $S/starry_night.jpg --cell 120 -o docs/reconstruct.png
 t $B/nst-inspect sweep $S/golden_gate.jpg $S/the_scream.jpg --cell 136 -o docs/sweep.png
-t $B/nst-run $S/tubingen.jpg $S/starry_night.jpg --size 384 -o out/docs/tubingen.png --report docs/report.png
+t $B/nst-run $S/tubingen.jpg $S/starry_night.jpg --size 384 --iterations 200 -o out/docs/tubingen.png --report docs/report.png
 $B/python - docs/units-relu1_1.png docs/units-relu3_1.png docs/units-relu5_1-gradient.png docs/reconstruct.png \
   docs/sweep.png docs/report.png <<'PY'
 import sys
