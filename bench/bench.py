@@ -11,6 +11,7 @@ targets, which are reported, never asserted. What each column means: bench/READM
 bench.py is also every child's entry point, and a child must load only what it measures (see children.py), so the
 modules that import nst are imported inside the parent's functions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,11 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "bench.json"
 SEMANTICS = {
     "evaluation": "one J and dJ/dimage at the same image (engine: Objective.__call__; torch: TorchObjective.__call__)",
     "engine_iteration": "one scipy L-BFGS-B iteration (maxcor 20, bounds [0, 1]); may take more than one evaluation "
-                        "(line search)",
+    "(line search)",
     "pastiche_step": "one torch.optim.LBFGS step with max_iter=1, lr=1: exactly one evaluation, no line search, no "
-                     "bounds",
+    "bounds",
     "engine_vs_pastiche": "engine median s/iteration ÷ pastiche median s/step, same size, same number of "
-                          "iterations/steps",
+    "iterations/steps",
 }
 
 
@@ -40,13 +41,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", help="square sizes (default 128 256 512; --quick: 128 256)")
     p.add_argument("--large", action="store_true", help="also 1024² in the main comparison")
     p.add_argument("--repeats", type=int, help="timed evaluations per size (default 5; --quick: 2)")
-    p.add_argument("--iters", type=int, help="L-BFGS iterations / pastiche steps (default 10 to 256², 5 to 512², 3 "
-                                             "above; --quick: 3)")
-    p.add_argument("--scaling", type=int, nargs="*", help="extra engine-only sizes for the time/memory scaling series "
-                                                          "(default 384 640 768; --quick: 384)")
-    p.add_argument("--confirm", type=int, metavar="SIZE",
-                   help="also two engine evaluations at SIZE² to check the memory fit there (0 = the computed largest "
-                        "square, which uses most of the RAM)")
+    p.add_argument(
+        "--iters",
+        type=int,
+        help="L-BFGS iterations / pastiche steps (default 10 to 256², 5 to 512², 3 above; --quick: 3)",
+    )
+    p.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        help="extra engine-only sizes for the time/memory scaling series (default 384 640 768; --quick: 384)",
+    )
+    p.add_argument(
+        "--confirm",
+        type=int,
+        metavar="SIZE",
+        help="also two engine evaluations at SIZE² to check the memory fit there (0 = the computed largest "
+        "square, which uses most of the RAM)",
+    )
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-pastiche", action="store_true")
     p.add_argument("--model", default=str(ROOT / "models" / "vgg19"))
@@ -100,17 +112,37 @@ def scaling_points(res: dict, scaling: list[int], a: argparse.Namespace, log) ->
     engines = [(s, res["per_size"][str(s)]["engine"]) for s in res["sizes"]]
     for s in scaling:
         log(f"{s}²: engine (scaling series)")
-        e = run_child(["--child", "engine", "--size", str(s), "--iters", "0", "--repeats", "2", "--warmup", "1",
-                       "--model", a.model])
+        e = run_child(
+            [
+                "--child",
+                "engine",
+                "--size",
+                str(s),
+                "--iters",
+                "0",
+                "--repeats",
+                "2",
+                "--warmup",
+                "1",
+                "--model",
+                a.model,
+            ]
+        )
         res["scaling"][str(s)] = e
         engines.append((s, e))
     for s, e in engines:
         if "error" in e:
             log(e["error"])
             continue
-        points.append({"size": s, "pixels": s * s, "peak_rss_eval_bytes": e["peak_rss_eval_bytes"],
-                       "s_per_eval": e["split_s"]["total"],
-                       **({"peak_rss_bytes": e["peak_rss_bytes"]} if s in res["sizes"] else {})})
+        points.append(
+            {
+                "size": s,
+                "pixels": s * s,
+                "peak_rss_eval_bytes": e["peak_rss_eval_bytes"],
+                "s_per_eval": e["split_s"]["total"],
+                **({"peak_rss_bytes": e["peak_rss_bytes"]} if s in res["sizes"] else {}),
+            }
+        )
         weights_bytes = e["weights_bytes"]
     return sorted(points, key=lambda q: q["pixels"]), weights_bytes
 
@@ -143,12 +175,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.py: {e}", file=sys.stderr)
         return 2
     machine = machine_info()
-    res: dict = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine,
-                 "versions": versions(), "model": {"path": a.model, "id": manifest.id, "taps": list(manifest.taps)},
-                 "settings": {"sizes": sizes, "repeats": a.repeats, "warmup": 2, "scaling_extra": scaling,
-                              "maxcor": MAXCOR, "quick": a.quick, "threads": cores(),
-                              "iterations": {str(s): a.iters or iters_for(s, a.quick) for s in sizes}},
-                 "semantics": SEMANTICS, "sizes": sizes, "per_size": {}, "scaling": {}}
+    res: dict = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine,
+        "versions": versions(),
+        "model": {"path": a.model, "id": manifest.id, "taps": list(manifest.taps)},
+        "settings": {
+            "sizes": sizes,
+            "repeats": a.repeats,
+            "warmup": 2,
+            "scaling_extra": scaling,
+            "maxcor": MAXCOR,
+            "quick": a.quick,
+            "threads": cores(),
+            "iterations": {str(s): a.iters or iters_for(s, a.quick) for s in sizes},
+        },
+        "semantics": SEMANTICS,
+        "sizes": sizes,
+        "per_size": {},
+        "scaling": {},
+    }
     log("measuring GEMM peak")
     res["peak"] = run_child(["--child", "peak"])
     with tempfile.TemporaryDirectory(prefix="nst-bench-") as tmp:  # pastiche's input images
@@ -163,8 +209,23 @@ def main(argv: list[str] | None = None) -> int:
         if side:
             log(f"{side}²: confirmation run (two evaluations)")
             # two evaluations: the peak settles on the second (the first call's state is still held during it)
-            res["confirm"] = run_child(["--child", "engine", "--size", str(side), "--iters", "0", "--repeats", "1",
-                                        "--warmup", "1", "--model", a.model], timeout=3600)
+            res["confirm"] = run_child(
+                [
+                    "--child",
+                    "engine",
+                    "--size",
+                    str(side),
+                    "--iters",
+                    "0",
+                    "--repeats",
+                    "1",
+                    "--warmup",
+                    "1",
+                    "--model",
+                    a.model,
+                ],
+                timeout=3600,
+            )
             res["confirm"].update(size=side, fit_predicted_bytes=fit_prediction(res["memory"], side))
     res["targets"] = evaluate_targets(res)
     res["seconds"] = time.perf_counter() - t_all

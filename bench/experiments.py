@@ -11,6 +11,7 @@ Nothing here changes the engine: variants are other onnxruntime session options 
 
 Every experiment takes --model DIR (default models/vgg19).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,12 @@ def interleave(variants: dict[str, Callable], rounds: int, warm: int = 1) -> dic
     clean = [i for i in range(rounds) if all(foreign[k][i] < 0.1 for k in variants)]
     out: dict = {"clean_rounds": len(clean)}
     for k in variants:
-        out[k] = {"median_s": statistics.median(times[k]), "min_s": min(times[k]),
-                  "foreign_cpu_share": [round(v, 2) for v in foreign[k]],
-                  **{f"{sk}_median_s": statistics.median(v) for sk, v in subs[k].items()}}
+        out[k] = {
+            "median_s": statistics.median(times[k]),
+            "min_s": min(times[k]),
+            "foreign_cpu_share": [round(v, 2) for v in foreign[k]],
+            **{f"{sk}_median_s": statistics.median(v) for sk, v in subs[k].items()},
+        }
         if clean:
             out[k]["clean_median_s"] = statistics.median([times[k][i] for i in clean])
         if k != base:
@@ -95,25 +99,33 @@ def session_pair(model, configure: Callable | None) -> list:
     opts = _session_options(ort, True, None, False)
     if configure is not None:
         configure(ort, opts)
-    return [ort.InferenceSession(str(model.path / g.file), opts, providers=["CPUExecutionProvider"])
-            for g in (model.manifest.features, model.manifest.gradient)]
+    return [
+        ort.InferenceSession(str(model.path / g.file), opts, providers=["CPUExecutionProvider"])
+        for g in (model.manifest.features, model.manifest.gradient)
+    ]
 
 
 def exp_session(model_dir, size: int, rounds: int) -> dict:
     """An Objective evaluation on differently configured sessions over the same graphs."""
     model, objective, x, _ = engine_objective(model_dir, size)
-    configs = {"engine": None, "spinning": _spinning, "denormal_as_zero": _denormal_as_zero,
-               "no_cpu_arena": _no_cpu_arena}
+    configs = {
+        "engine": None,
+        "spinning": _spinning,
+        "denormal_as_zero": _denormal_as_zero,
+        "no_cpu_arena": _no_cpu_arena,
+    }
     sessions = {k: session_pair(model, fn) for k, fn in configs.items()}
     sessions["no_cpu_arena_features_only"] = [sessions["no_cpu_arena"][0], sessions["engine"][1]]
     sessions["no_cpu_arena_gradient_only"] = [sessions["engine"][0], sessions["no_cpu_arena"][1]]
 
     with split_timer(model, objective, x) as run:
+
         def on(k: str) -> Callable:
             def f():
                 model._features, model._gradient = sessions[k]
                 model._saved, model._saved_image = {}, None  # state from another session's allocator
                 return run()
+
             return f
 
         return interleave({k: on(k) for k in sessions}, rounds)
@@ -128,16 +140,21 @@ def exp_blas(model_dir, size: int, rounds: int) -> dict:
     model, objective, x, _ = engine_objective(model_dir, size)
     n = cores()
     with split_timer(model, objective, x) as run:
+
         def threads(k: int) -> Callable:
             def f():
                 controller.limit(limits=k, user_api="blas")
                 return run()
+
             return f
 
         result = interleave({f"blas_threads_{n}": threads(n), "blas_threads_1": threads(1)}, rounds)
     controller.limit(limits=n, user_api="blas")
-    return {"libs": [lib.filepath for lib in controller.select(user_api="blas").lib_controllers],
-            "threads_default": n, "result": result}
+    return {
+        "libs": [lib.filepath for lib in controller.select(user_api="blas").lib_controllers],
+        "threads_default": n,
+        "result": result,
+    }
 
 
 def exp_ops(model_dir, size: int, rounds: int) -> dict:
@@ -151,8 +168,11 @@ def exp_ops(model_dir, size: int, rounds: int) -> dict:
     node = helper.make_node
     forms = {
         "mul_sign": [node("Sign", ["r"], ["s"]), node("Mul", ["g", "s"], ["out"])],
-        "mul_cast_cast": [node("Cast", ["r"], ["m"], to=TensorProto.BOOL),
-                          node("Cast", ["m"], ["mf"], to=TensorProto.FLOAT), node("Mul", ["g", "mf"], ["out"])],
+        "mul_cast_cast": [
+            node("Cast", ["r"], ["m"], to=TensorProto.BOOL),
+            node("Cast", ["m"], ["mf"], to=TensorProto.FLOAT),
+            node("Mul", ["g", "mf"], ["out"]),
+        ],
         "where_greater": [node("Greater", ["r", "zero"], ["m"]), node("Where", ["m", "g", "zero"], ["out"])],
     }
     shape = [1, 64, size, size]
@@ -162,9 +182,13 @@ def exp_ops(model_dir, size: int, rounds: int) -> dict:
     opts = _session_options(ort, True, None, False)
     sessions, exact = {}, {}
     for k, nodes in forms.items():
-        graph = helper.make_graph(nodes, k, [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "gr"],
-                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
-                                  initializer=[numpy_helper.from_array(np.array(0.0, np.float32), "zero")])
+        graph = helper.make_graph(
+            nodes,
+            k,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "gr"],
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+            initializer=[numpy_helper.from_array(np.array(0.0, np.float32), "zero")],
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         sessions[k] = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -177,7 +201,7 @@ MEMORY_VARIANTS = {
     "engine": "the engine as it is (onnxruntime's CPU arena off)",
     "arena": "load_model(arena=True): onnxruntime's CPU arena on in both sessions (round 1's default)",
     "arena_same_as_requested": "a shared CPU arena growing by what is requested (kSameAsRequested), "
-                               "session.use_env_allocators=1",
+    "session.use_env_allocators=1",
     "no_mem_pattern": "SessionOptions.enable_mem_pattern = False",
 }
 
@@ -203,17 +227,37 @@ def memory_child(model_dir, size: int, variant: str, evals: int) -> dict:
         t = time.perf_counter()
         objective(x)
         ts.append(time.perf_counter() - t)
-    return {"variant": variant, "rss_after_setup_mb": rss_setup / 2**20, "peak_rss_mb": max_rss_bytes() / 2**20,
-            "eval_s": statistics.median(ts[1:] or ts), "eval_all_s": ts}
+    return {
+        "variant": variant,
+        "rss_after_setup_mb": rss_setup / 2**20,
+        "peak_rss_mb": max_rss_bytes() / 2**20,
+        "eval_s": statistics.median(ts[1:] or ts),
+        "eval_all_s": ts,
+    }
 
 
 def exp_memory(model_dir, size: int, rounds: int) -> dict:
     """Peak RSS per variant, each in its own process."""
     out: dict = {"size": size, "variants": MEMORY_VARIANTS}
     for v in MEMORY_VARIANTS:
-        p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "memory-child", "--model", str(model_dir),
-                            "--size", str(size), "--variant", v, "--rounds", str(rounds)],
-                           capture_output=True, text=True, cwd=str(ROOT))
+        p = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "memory-child",
+                "--model",
+                str(model_dir),
+                "--size",
+                str(size),
+                "--variant",
+                v,
+                "--rounds",
+                str(rounds),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=str(ROOT),
+        )
         out[v] = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else p.stderr[-800:]
     return out
 

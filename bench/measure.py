@@ -1,5 +1,6 @@
 """Measurement plumbing shared by bench.py, its children and experiments.py: cores, resident memory, other processes'
 CPU share, child processes that report one JSON line, and the machine and package versions a result belongs to."""
+
 from __future__ import annotations
 
 import json
@@ -84,7 +85,7 @@ def run_child(args: list[str], timeout: float = 1800) -> dict:
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout)[-2000:]
         return {"error": f"child {' '.join(args)} failed (rc {proc.returncode}): {tail}", "process_seconds": wall}
-    result = json.loads(lines[-1][len(JSON_TAG):])
+    result = json.loads(lines[-1][len(JSON_TAG) :])
     result["process_seconds"] = wall
     result["loadavg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["foreign_cpu_share"] = None if foreign is None else round(foreign, 3)
@@ -100,8 +101,12 @@ def _proc_lines(path: str) -> list[str]:
 
 
 def machine_info() -> dict:
-    info: dict = {"cores": cores(), "cpu_model": None, "platform": platform.platform(),
-                  "python": platform.python_version()}
+    info: dict = {
+        "cores": cores(),
+        "cpu_model": None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     cpuinfo = _proc_lines("/proc/cpuinfo")
     for line in cpuinfo:
         if line.startswith("model name"):
@@ -126,8 +131,12 @@ def versions() -> dict:
         except PackageNotFoundError:
             out[pkg] = None
     try:
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                           text=True, timeout=10).stdout.strip() or None
+        out["git_commit"] = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         out["git_commit"] = None
     return out

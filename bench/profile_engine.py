@@ -11,6 +11,7 @@ engine's sessions (nst.engine.load_model):
   losses: content_loss, gram + style gradient per layer
 all with OpenBLAS on one thread, as stylize() runs on the CPU provider. No torch here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,10 @@ def ort_profile(model_dir: Path, m: Manifest, image: np.ndarray, grads: dict, ru
     opts = _session_options(ort, True, None, False)  # the engine's own options, plus profiling
     opts.enable_profiling = True
     opts.profile_file_prefix = str(Path("/tmp") / f"nst-ortprof-{os.getpid()}")
-    feat, grad = (ort.InferenceSession(str(model_dir / g.file), opts, providers=["CPUExecutionProvider"])
-                  for g in (m.features, m.gradient))
+    feat, grad = (
+        ort.InferenceSession(str(model_dir / g.file), opts, providers=["CPUExecutionProvider"])
+        for g in (m.features, m.gradient)
+    )
     names = list(m.taps) + list(m.saved)
     saved = {}
     for _ in range(runs + 1):
@@ -79,11 +82,15 @@ def ort_profile(model_dir: Path, m: Manifest, image: np.ndarray, grads: dict, ru
             by_op[node_op[n]] += t
             count_op[node_op[n]] += 1
         run_ms = statistics.median([e["dur"] for e in runs_ev[1:]]) / 1e3 if len(runs_ev) > 1 else None
-        out[key] = {"run_ms": run_ms, "kernel_ms": sum(node_med.values()),
-                    "by_op_ms": {k: round(v, 2) for k, v in by_op.most_common()},
-                    "op_counts": dict(count_op),
-                    "top_nodes_ms": [(n, node_op[n], round(t, 2)) for n, t in
-                                     sorted(node_med.items(), key=lambda kv: -kv[1])[:25]]}
+        out[key] = {
+            "run_ms": run_ms,
+            "kernel_ms": sum(node_med.values()),
+            "by_op_ms": {k: round(v, 2) for k, v in by_op.most_common()},
+            "op_counts": dict(count_op),
+            "top_nodes_ms": [
+                (n, node_op[n], round(t, 2)) for n, t in sorted(node_med.items(), key=lambda kv: -kv[1])[:25]
+            ],
+        }
     return out
 
 
@@ -153,8 +160,12 @@ def main(argv=None) -> int:
     feats = model.features(x)
     rng = np.random.default_rng(0)
     grads = {t: (rng.standard_normal(v.shape) * 1e-3).astype(np.float32) for t, v in feats.items()}
-    out = {"size": a.size, "threads": cpu_count(), "blas_threads": 1,
-           "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL"))}}
+    out = {
+        "size": a.size,
+        "threads": cpu_count(),
+        "blas_threads": 1,
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL"))},
+    }
     with threadpool_limits(1, user_api="blas"):  # as stylize() runs beside onnxruntime on the CPU provider
         out["host"] = host_copies(model, x, grads, a.runs)
         out["losses"] = loss_pieces(model, feats, grams, content_target, a.runs)

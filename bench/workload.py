@@ -1,6 +1,7 @@
 """What every benchmark runs: the same content/style pair at a square size, the engine's Objective on it with the
 manifest's default loss, and the point it is evaluated at. Shared by bench.py's children, profile_engine.py and
 experiments.py, so their numbers describe the same work. Never imports torch."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,7 @@ def synthetic_image(h: int, w: int, seed: int) -> np.ndarray:
     img = np.stack([x / w, y / h, 0.5 + 0.5 * np.sin(x / (5.0 + seed) + y / 7.0)], axis=-1)
     img += 0.15 * rng.standard_normal((h, w, 3)).astype(np.float32)
     img[: h // 4, : w // 4] = 0.5
-    img[-h // 4:, -w // 4:] = 1.0
+    img[-h // 4 :, -w // 4 :] = 1.0
     return np.clip(img, 0, 1).astype(np.float32)
 
 
@@ -46,7 +47,7 @@ def square_image(name: str, size: int, seed: int) -> tuple[np.ndarray, str]:
     h, w = img.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    return resize(np.ascontiguousarray(img[top:top + s, left:left + s]), (size, size)), str(path)
+    return resize(np.ascontiguousarray(img[top : top + s, left : left + s]), (size, size)), str(path)
 
 
 def bench_images(size: int) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -73,8 +74,9 @@ def engine_objective(model_dir, size: int, arena: bool = False):
     m = model.manifest
     content, style, sources = bench_images(size)
     layers = m.default_style_layers
-    weights = LossWeights(m.default_content_layer, layers, (1.0 / len(layers),) * len(layers), m.content_weight,
-                          m.style_weight_equal, 0.0)
+    weights = LossWeights(
+        m.default_content_layer, layers, (1.0 / len(layers),) * len(layers), m.content_weight, m.style_weight_equal, 0.0
+    )
     grams = style_targets(model, [to_nchw(style)], [1.0], layers)
     objective = Objective(model, to_nchw(content), grams, weights)
     return model, objective, start_image(content), (content, style, sources)
@@ -92,6 +94,7 @@ def split_timer(model, objective, x) -> Iterator:
             out = method(*args, **kwargs)
             acc[name] = acc.get(name, 0.0) + time.perf_counter() - t
             return out
+
         return wrapper
 
     def run() -> dict[str, float]:
@@ -99,8 +102,12 @@ def split_timer(model, objective, x) -> Iterator:
         t = time.perf_counter()
         objective(x)
         total = time.perf_counter() - t
-        return {"total": total, "features": acc["features"], "vjp": acc["vjp"],
-                "losses": total - acc["features"] - acc["vjp"]}
+        return {
+            "total": total,
+            "features": acc["features"],
+            "vjp": acc["vjp"],
+            "losses": total - acc["features"] - acc["vjp"],
+        }
 
     model.features, model.vjp = timed("features", model.features), timed("vjp", model.vjp)  # Objective calls these
     try:

@@ -42,10 +42,14 @@ def atomic_json(data: Any, path: str | Path) -> Path:
 
 def append_line(path: str | Path, record: dict) -> None:
     """Append one JSON record as one line. A single write() on an O_APPEND descriptor, flushed to disk before
-    returning: a crash leaves whole lines only (at worst a last line without its newline, which readers skip)."""
+    returning: a crash leaves whole lines only, at worst a torn last line without its newline, which readers skip and
+    the next append ends first (so the new record is not glued onto the fragment)."""
     line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:

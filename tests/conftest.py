@@ -2,6 +2,7 @@
 
 Helpers are fixtures (not imports from this file), so tests/ need not be on sys.path. Tests needing ../shared/images
 skip with that reason when it is absent; everything else runs on a bare machine."""
+
 from __future__ import annotations
 
 import sys
@@ -30,7 +31,7 @@ def _synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     img = np.stack([x / w, y / h, 0.5 + 0.5 * np.sin(x / 5.0 + y / 7.0)], axis=-1)
     img += 0.15 * rng.standard_normal((h, w, 3)).astype(np.float32)
     img[: h // 4, : w // 4] = 0.5
-    img[-h // 4:, -w // 4:] = 1.0
+    img[-h // 4 :, -w // 4 :] = 1.0
     return np.clip(img, 0, 1).astype(np.float32)
 
 
@@ -60,6 +61,7 @@ def _error_line(result, code: int, prog: str = "nst-run") -> str:
 
 
 # --- helper functions, as fixtures -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def synthetic_image():
@@ -95,6 +97,7 @@ def shared_images() -> Path:
 
 # --- the command lines -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def runner() -> CliRunner:
     return CliRunner()
@@ -115,6 +118,7 @@ def invoke(runner):
 @pytest.fixture(scope="session")
 def nst_run(invoke):
     """nst-run on a model at the small working size SIZE, quiet: nst_run(model_dir, *args)."""
+
     def nst_run(model_dir, *args):
         return invoke("--size", SIZE, "-q", *args, model=model_dir)
 
@@ -128,6 +132,7 @@ def nst_run_exe() -> Path:
 
 
 # --- models and image files ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:

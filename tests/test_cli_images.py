@@ -1,5 +1,6 @@
 """nst-run's input images (issue 6): a missing, unreadable, truncated or oversized image is one `nst-run: error: ...`
 line, exit 1, and no output; odd but valid images (gray, palette, alpha, CMYK, 16-bit, EXIF-rotated) load and run."""
+
 from __future__ import annotations
 
 import re
@@ -23,12 +24,14 @@ def noise_image(h=64, w=64, seed=0) -> Image.Image:
 
 def png_header_only(path: Path, width: int, height: int) -> Path:
     """A valid PNG header claiming width x height, with (almost) no pixel data: a decompression bomb's shape."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -94,7 +97,8 @@ def _odd_images(tmp_path: Path) -> dict[str, Path]:
     Image.fromarray(rgb).convert("L").save(out.setdefault("L", tmp_path / "gray.png"))
     Image.fromarray(rgb).convert("1").save(out.setdefault("1", tmp_path / "bilevel.png"))
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(
-        out.setdefault("P", tmp_path / "palette.png"))
+        out.setdefault("P", tmp_path / "palette.png")
+    )
     p = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     p.putpixel((0, 0), 0)
     p.info["transparency"] = 0  # palette index 0 is fully transparent
@@ -143,6 +147,18 @@ def test_odd_images_run_end_to_end(model_dir, tmp_path, nst_run, ok, pixels):
     big16 = (np.linspace(0, 65535, 60 * 80).reshape(60, 80)).astype(np.uint16)
     Image.fromarray(big16).save(tmp_path / "content16.png")
     out = tmp_path / "o.png"
-    ok(nst_run(model_dir, tmp_path / "content16.png", files["P+transparency"], files["CMYK-JPEG"],
-               "--style-scale", 2, "--iterations", 1, "-o", out))
+    ok(
+        nst_run(
+            model_dir,
+            tmp_path / "content16.png",
+            files["P+transparency"],
+            files["CMYK-JPEG"],
+            "--style-scale",
+            2,
+            "--iterations",
+            1,
+            "-o",
+            out,
+        )
+    )
     assert pixels(out).shape == (36, SIZE, 3)

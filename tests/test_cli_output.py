@@ -1,5 +1,6 @@
 """nst-run's output paths (issue 6): an unwritable or unsupported OUT is one error line and writes nothing; missing
 parent directories are created; an existing OUT is left alone when the run fails."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,10 @@ def test_output_under_a_regular_file(model_dir, content, style, tmp_path, nst_ru
     (tmp_path / "somefile").write_text("x")
     line = error_line(nst_run(model_dir, content, style, "-o", tmp_path / "somefile" / "out.png"), 1)
     assert "cannot write" in line and "somefile" in line
-    line = error_line(nst_run(model_dir, content, style, "-o", tmp_path / "o.png",
-                              "--log-json", tmp_path / "somefile" / "log.json"), 1)
+    line = error_line(
+        nst_run(model_dir, content, style, "-o", tmp_path / "o.png", "--log-json", tmp_path / "somefile" / "log.json"),
+        1,
+    )
     assert "cannot write" in line
 
 

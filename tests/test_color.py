@@ -1,4 +1,5 @@
 """Colour preservation (engine/color.py) on synthetic images: exact properties of the transforms."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ def test_recombined_output_has_the_stylized_luminance_and_the_contents_chroma(sy
     inside = ((out > 0) & (out < 1)).all(axis=-1)  # where a new luminance with the old chroma is out of gamut, the
     assert inside.mean() > 0.9  # result is clipped to [0, 1]; everywhere else the recombination is exact
     np.testing.assert_allclose(color.luminance(out)[inside], color.luminance(stylized)[inside], atol=1e-5)
-    np.testing.assert_allclose(color.rgb_to_yiq(out)[inside][:, 1:], color.rgb_to_yiq(content)[inside][:, 1:],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        color.rgb_to_yiq(out)[inside][:, 1:], color.rgb_to_yiq(content)[inside][:, 1:], atol=1e-5
+    )
     assert out.min() >= 0 and out.max() <= 1
 
 

@@ -1,4 +1,5 @@
 """nst-export: the graphs against the torch module (forward, autograd VJP), weight sources, manifest, atomicity."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 def _sessions(d):
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    return (ort.InferenceSession(str(d / "features.onnx"), opts, providers=["CPUExecutionProvider"]),
-            ort.InferenceSession(str(d / "gradient.onnx"), opts, providers=["CPUExecutionProvider"]))
+    return (
+        ort.InferenceSession(str(d / "features.onnx"), opts, providers=["CPUExecutionProvider"]),
+        ort.InferenceSession(str(d / "gradient.onnx"), opts, providers=["CPUExecutionProvider"]),
+    )
 
 
 def _check(d, module, image, rng):
@@ -101,16 +104,18 @@ def test_weights_file_in_torchvision_layout(tmp_path):
     for layer in layers:
         if layer.kind == "conv":
             state[f"features.{layer.index}.weight"] = torch.from_numpy(
-                (rng.standard_normal((layer.out_channels, layer.in_channels, 3, 3)) * 0.05).astype(np.float32))
-            state[f"features.{layer.index}.bias"] = torch.from_numpy(rng.uniform(-0.1, 0.1, layer.out_channels)
-                                                                     .astype(np.float32))
+                (rng.standard_normal((layer.out_channels, layer.in_channels, 3, 3)) * 0.05).astype(np.float32)
+            )
+            state[f"features.{layer.index}.bias"] = torch.from_numpy(
+                rng.uniform(-0.1, 0.1, layer.out_channels).astype(np.float32)
+            )
     state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored
     path = tmp_path / "vgg.pth"
     torch.save(state, path)
     d = tmp_path / "m"
     export_model(d, weights_file=path)
     module = VGGFeatures(layers, load_weights("original", "vgg19", layers, weights_file=path), "max", TAPS)
-    for (name, conv) in module.convs.items():
+    for name, conv in module.convs.items():
         idx = next(layer.index for layer in layers if layer.name == name)
         assert torch.equal(conv.weight, state[f"features.{idx}.weight"])
     _check(d, module, rng.random((1, 3, 70, 65), dtype=np.float32), rng)
@@ -155,8 +160,9 @@ def test_graph_io_names_and_dynamic_axes(random_model_dir):
     g = onnx.load(str(random_model_dir / "gradient.onnx"), load_external_data=False)
     assert g.graph.output[0].name == "grad_image"
     # both graphs read one weights file: stored once
-    locs = {e.value for t in [*f.graph.initializer, *g.graph.initializer]
-            for e in t.external_data if e.key == "location"}
+    locs = {
+        e.value for t in [*f.graph.initializer, *g.graph.initializer] for e in t.external_data if e.key == "location"
+    }
     assert locs == {"weights.bin"}
     ops = {n.op_type for n in g.graph.node}
     assert "ConvTranspose" not in ops and "MaxUnpool" not in ops and "Where" not in ops

@@ -1,5 +1,6 @@
 """nst-export's command line: help, bad options, offline torchvision, an existing or interrupted export; one error
 line and the right exit code."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,8 +47,19 @@ def test_offline_torchvision(tmp_path, monkeypatch, runner):
 
 
 def test_export_prints_what_it_wrote(tmp_path, runner):
-    r = runner.invoke(app, ["--out", str(tmp_path / "m"), "--weights", "random", "--style-layers", "relu1_1,relu2_1",
-                            "--content-layer", "relu2_2"])
+    r = runner.invoke(
+        app,
+        [
+            "--out",
+            str(tmp_path / "m"),
+            "--weights",
+            "random",
+            "--style-layers",
+            "relu1_1,relu2_1",
+            "--content-layer",
+            "relu2_2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "weights.bin" in r.stdout and "validated" in r.stdout and "took" in r.stdout
     r2 = runner.invoke(app, ["--out", str(tmp_path / "m"), "--weights", "random"])
@@ -57,8 +69,7 @@ def test_export_prints_what_it_wrote(tmp_path, runner):
 def test_export_keeps_an_existing_directory(tmp_path, runner, error_line):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "keep.txt").write_text("mine")
-    line = error_line(runner.invoke(app, ["--out", str(tmp_path / "m"), "--weights", "random"]), 1,
-                      "nst-export")
+    line = error_line(runner.invoke(app, ["--out", str(tmp_path / "m"), "--weights", "random"]), 1, "nst-export")
     assert "--force" in line
     assert [p.name for p in (tmp_path / "m").iterdir()] == ["keep.txt"]
 

@@ -1,5 +1,6 @@
 """The memory preflight (issue 6): a run that would not fit in the available memory is refused before it starts,
 naming a --size that fits, or --low-memory where that alone would do."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def test_memory_preflight_names_a_size_that_fits(model_dir, content, style, tmp_
     assert "free some memory" in line
 
 
-def test_low_memory_fits_what_the_default_does_not(model_dir, content, style, tmp_path, monkeypatch, invoke,
-                                                   error_line):
+def test_low_memory_fits_what_the_default_does_not(
+    model_dir, content, style, tmp_path, monkeypatch, invoke, error_line
+):
     """--low-memory (5 L-BFGS pairs) has a smaller estimate; the refusal offers it when it would fit."""
     import nst.engine.memory as memory
 
@@ -41,7 +43,20 @@ def test_low_memory_fits_what_the_default_does_not(model_dir, content, style, tm
     monkeypatch.setattr(memory, "available_bytes", lambda: budget)
     line = error_line(invoke(content, style, "--size", 2000, "-q", "-o", tmp_path / "o.png", model=model_dir), 1)
     assert "--low-memory" in line
-    r = invoke(content, style, "--size", 64, "--iterations", 3, "--low-memory", "-q", "-o", tmp_path / "o.png",
-               "--log-json", tmp_path / "o.json", model=model_dir)
+    r = invoke(
+        content,
+        style,
+        "--size",
+        64,
+        "--iterations",
+        3,
+        "--low-memory",
+        "-q",
+        "-o",
+        tmp_path / "o.png",
+        "--log-json",
+        tmp_path / "o.json",
+        model=model_dir,
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "o.json").read_text())["options"]["low_memory"] is True

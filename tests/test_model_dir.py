@@ -1,5 +1,6 @@
 """nst-run on a missing or damaged model directory (issue 6): one error line saying what is wrong and to re-export,
 exit 1. Each damaging test works on a private copy of the session's model."""
+
 from __future__ import annotations
 
 import hashlib
@@ -66,6 +67,7 @@ def test_graph_file_sha256_mismatch(model_dir, content, style, tmp_path, invoke,
 
 def _truncate(model: Path, key: str) -> Path:
     """Cut a graph file in half and record the new sha256, so the truncation itself must be detected."""
+
     def edit(m):
         path = model / m["graphs"][key]["file"]
         data = path.read_bytes()
@@ -85,8 +87,12 @@ def test_truncated_graph_file(model_dir, content, style, tmp_path, invoke, error
 def test_truncated_weights_one_line_on_the_real_stderr(model_dir, content, style, tmp_path, nst_run_exe):
     """onnxruntime logs load errors to file descriptor 2 itself: only a subprocess sees that."""
     model = _truncate(model_copy(model_dir, tmp_path), "weights")
-    p = subprocess.run([str(nst_run_exe), str(content), str(style), "--model", str(model),
-                        "-o", str(tmp_path / "o.png")], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [str(nst_run_exe), str(content), str(style), "--model", str(model), "-o", str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 1 and len(lines) == 1, p.stderr
     assert lines[0].startswith("nst-run: error: ") and "re-export" in lines[0]

@@ -1,5 +1,6 @@
 """Run planning (engine/plan.py): the coarse-to-fine schedule, layer and weight resolution, typed refusals. Pure
 functions on the model's manifest: no onnxruntime runs here."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,14 @@ def longs(stages):
 
 
 def test_default_schedule_steps_at_most_2x_and_ends_at_size():
-    for size, expected in [(512, [256, 512]), (1024, [256, 512, 1024]), (2048, [256, 512, 1024, 2048]),
-                           (700, [256, 423, 700]), (256, [256]), (200, [200])]:
+    for size, expected in [
+        (512, [256, 512]),
+        (1024, [256, 512, 1024]),
+        (2048, [256, 512, 1024, 2048]),
+        (700, [256, 423, 700]),
+        (256, [256]),
+        (200, [200]),
+    ]:
         stages = schedule((768, 1024), StylizeOptions(size=size), 16)
         assert longs(stages) == expected, size
         assert all(b / a <= 2.0 + 1e-9 for a, b in zip(longs(stages), longs(stages)[1:]))
@@ -77,9 +84,15 @@ def test_plan_refusals_are_typed(manifest):
         plan_run(manifest, (60, 80), [(60, 80)], StylizeOptions(size=48, style_layer_weights=(1, 2, 3)))
 
 
-@pytest.mark.parametrize("bad, needle", [(dict(scales=0), "scales"), (dict(min_size=600, size=512), "min_size"),
-                                          (dict(style_layer_weights="some"), "auto, equal"),
-                                          (dict(preserve_colors="chroma"), "luminance, histogram")])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        (dict(scales=0), "scales"),
+        (dict(min_size=600, size=512), "min_size"),
+        (dict(style_layer_weights="some"), "auto, equal"),
+        (dict(preserve_colors="chroma"), "luminance, histogram"),
+    ],
+)
 def test_bad_options_name_the_option(bad, needle):
     with pytest.raises(OptionError, match=needle):
         StylizeOptions(**bad)

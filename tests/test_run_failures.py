@@ -1,5 +1,6 @@
 """During a run (issue 6): Ctrl-C (exit 130) and NaN/Inf keep the best finite image and the log, with no temporary
 files left; an overflowing weight writes nothing; a saved frame continues a run where it left off."""
+
 from __future__ import annotations
 
 import importlib
@@ -27,12 +28,31 @@ def tmp_files(folder: Path) -> list[str]:
 
 def test_ctrl_c_writes_best_image_and_log(model_dir, content, style, tmp_path, pixels, nst_run_exe):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
-    proc = subprocess.Popen([str(nst_run_exe), str(content), str(style), "--model", str(model_dir), "--size", "64",
-                             "--iterations", "1000", "--save-every", "1", "-o", str(out), "--log-json", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # A shell running us in the background (as CI may) starts children with SIGINT ignored,
-                            # and Python then installs no KeyboardInterrupt handler: give the child the default back.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            str(nst_run_exe),
+            str(content),
+            str(style),
+            "--model",
+            str(model_dir),
+            "--size",
+            "64",
+            "--iterations",
+            "1000",
+            "--save-every",
+            "1",
+            "-o",
+            str(out),
+            "--log-json",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell running us in the background (as CI may) starts children with SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler: give the child the default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 90
         while not frame_path(out, 1).exists():
@@ -94,8 +114,9 @@ def test_nan_stops_with_last_finite_image_api(model_dir, monkeypatch, what, synt
     assert e.image is not None and e.image.shape == (32, 40, 3) and np.isfinite(e.image).all()
 
 
-def test_nan_in_cli_keeps_last_finite_image(model_dir, content, style, tmp_path, monkeypatch, nst_run, error_line,
-                                            pixels):
+def test_nan_in_cli_keeps_last_finite_image(
+    model_dir, content, style, tmp_path, monkeypatch, nst_run, error_line, pixels
+):
     core = importlib.import_module("nst.engine.stage")
 
     monkeypatch.setattr(core, "Objective", _Flaky(core.Objective, 12, "gradient"))
@@ -123,8 +144,21 @@ def test_a_saved_frame_continues_the_run(model_dir, content, style, tmp_path, ns
     ok(nst_run(model_dir, content, style, "--iterations", 10, "--save-every", 5, "-o", first, "--log-json", log1))
     frame = frame_path(first, 5)
     assert frame.is_file()
-    ok(nst_run(model_dir, content, style, "--iterations", 3, "--init", frame, "-o", tmp_path / "second.png",
-               "--log-json", log2))
+    ok(
+        nst_run(
+            model_dir,
+            content,
+            style,
+            "--iterations",
+            3,
+            "--init",
+            frame,
+            "-o",
+            tmp_path / "second.png",
+            "--log-json",
+            log2,
+        )
+    )
     fresh = json.loads(log1.read_text())["history"]  # same settings from the content: a fresh run's first loss
     continued = json.loads(log2.read_text())["history"]
     assert continued[0]["loss"] < fresh[0]["loss"]
