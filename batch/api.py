@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..engine.files import atomic_write
-from ..engine.manifest import read_manifest
+from ..engine.manifest import DEFAULT_MODEL_DIR, read_manifest
 from ..engine.model import cpu_count
 from ..engine.options import StylizeOptions
 from .jobs import Job
@@ -29,7 +29,6 @@ from .record import (
     RECORD_FILE,
     append_record,
     batch_lock,
-    end_torn_line,
     is_done,
     job_fields,
     latest_records,
@@ -132,7 +131,6 @@ class BatchRun(Iterator[JobResult]):
         self._stack = contextlib.ExitStack()
         try:
             self._stack.enter_context(batch_lock(self.outdir))
-            end_torn_line(self.outdir)
             remove_strays(self.outdir, [*self.skipped, *self.todo])  # their jobs are redone (or done already)
             if self.todo and hasattr(self.executor, "start"):
                 self.executor.start(len(self.todo))
@@ -202,7 +200,7 @@ def run_batch(
     outdir: str | Path,
     options: StylizeOptions | None = None,
     *,
-    model_dir: str | Path = "models/vgg19",
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
     executor: str = "local",
     workers: int | None = None,
     threads: int | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
-import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,35 +50,9 @@ def job_fields(job: Job, base: StylizeOptions, model_id: str) -> dict[str, Any]:
     }
 
 
-def finite(value: Any) -> Any:
-    """JSON has no NaN/Infinity: null for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 def append_record(outdir: Path, record: Mapping[str, Any]) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    append_line(outdir / RECORD_FILE, finite({**record, "finished": stamp}))
-
-
-def end_torn_line(outdir: Path) -> None:
-    """A crash mid-append can leave a last line without its newline; end it, so the next record starts a line of its
-    own instead of being glued to the fragment (and lost with it). Called once the batch holds OUTDIR's lock."""
-    path = outdir / RECORD_FILE
-    try:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-    except (FileNotFoundError, OSError):  # missing or empty
-        return
-    if torn:
-        with open(path, "ab") as f:
-            f.write(b"\n")
+    append_line(outdir / RECORD_FILE, {**record, "finished": stamp})
 
 
 def latest_records(outdir: Path) -> dict[str, dict[str, Any]]:

@@ -21,9 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from nst.engine import load_image, load_model, read_manifest, resize
-from nst.engine.images import fit_long_side
+from nst.engine.images import fit_long_side, to_nchw
 from nst.engine.losses import content_loss, gram
-from nst.engine.stage import to_nchw
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"

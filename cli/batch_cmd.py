@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
+from ..engine.images import DEFAULT_MAX_PIXELS
+from ..engine.manifest import DEFAULT_MODEL_DIR
 from ..engine.options import StylizeOptions, init_is_image
 from .batch_progress import Counts, drive
-from .common import INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say
+from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import stylize_options
 
 PROG = "nst-batch"
-DEFAULT_MODEL = Path("models/vgg19")
-DEFAULT_MAX_PIXELS = 89_478_485
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
@@ -97,7 +97,7 @@ def batch(
             )
         ),
     ] = None,
-    model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
+    model: ModelDir = DEFAULT_MODEL_DIR,
     executor: Annotated[
         Literal["local", "ray"],
         typer.Option(help=("local: worker processes on this machine; ray: Ray actors (needs pip install 'nst[ray]').")),
@@ -133,7 +133,7 @@ def batch(
         float, typer.Option(min=0.0, help="Ray: GPUs reserved per worker (with --device auto or cuda).")
     ] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Redo jobs already done.")] = False,
-    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images with more pixels.")] = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="One line per finished job.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     *,

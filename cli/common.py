@@ -12,7 +12,8 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -22,6 +23,10 @@ try:  # newer typer vendors click
 except ImportError:  # pragma: no cover - typer on click
     from click.exceptions import ClickException as _ClickException  # type: ignore[assignment]
 _Abort = typer.Abort
+
+# Options every command that reads a model and images shares (defaults from the engine, written once there).
+ModelDir = Annotated[Path, typer.Option("--model", help="Model directory written by nst-export.")]
+MaxPixels = Annotated[int, typer.Option(min=1, help="Refuse input images with more pixels (decompression-bomb guard).")]
 
 USAGE_ERROR = 2  # like click: the command line itself is wrong
 FAILURE = 1

@@ -9,18 +9,19 @@ from typing import Annotated, Any
 import typer
 
 from ..engine.errors import NSTError
+from ..engine.manifest import DEFAULT_MODEL_DIR
 from ..engine.options import Device, OptionError, StylizeOptions
-from .common import USAGE_ERROR, fail, split_names
+from .common import USAGE_ERROR, ModelDir, fail, split_names
 from .options_cli import option_error
 from .outputs import check_writable
 
 PROG = "nst-inspect"
-DEFAULT_MODEL = Path("models/vgg19")
+DEFAULT_MODEL = DEFAULT_MODEL_DIR
 EXIT_CODES = (
     "Exit codes: 0 done, 1 failed (one 'nst-inspect: error:' line on stderr; nothing is written), 2 bad "
     "command line, 130 Ctrl-C."
 )
-Model = Annotated[Path, typer.Option(help="Model directory written by nst-export.")]
+Model = ModelDir
 DeviceOpt = Annotated[Device, typer.Option(help=StylizeOptions.help("device"))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
 Seed = Annotated[int, typer.Option(help="Seed of the random units (units) or of the white noise (the others).")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -35,17 +34,6 @@ def frame_path(out: Path, iteration: int, stage: int | None = None) -> Path:
     return out.with_name(f"{out.stem}{tag}.iter{iteration:04d}{out.suffix}")
 
 
-def finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/Infinity: write null for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    return value
-
-
 def run_record(options: StylizeOptions, content: Path, styles: list[Path], model: Any, plan: Any) -> dict:
     """The facts of a run known before it starts: options as asked (asdict), what they resolved to, the model."""
     resolved = (
@@ -73,4 +61,4 @@ def run_record(options: StylizeOptions, content: Path, styles: list[Path], model
 
 def write_log(path: Path | None, record: dict) -> None:
     if path is not None:
-        atomic_json(finite_or_none(record), path)
+        atomic_json(record, path)

@@ -14,16 +14,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..engine.images import DEFAULT_MAX_PIXELS
+from ..engine.manifest import DEFAULT_MODEL_DIR
 from ..engine.options import OptionError, StylizeOptions, init_is_image
-from .common import INTERRUPTED, USAGE_ERROR, fail, guard, one_line_command, say
+from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import option_error, stylize_options
 from .outputs import check_writable, frame_path, run_record, write_log
 from .progress import ProgressBar
 from .run_report import check_report, write_report
 
 PROG = "nst-run"
-DEFAULT_MODEL = Path("models/vgg19")
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 __all__ = ["app", "frame_path", "main"]
@@ -164,7 +164,7 @@ def run(
             ),
         ),
     ] = Path("out.png"),
-    model: Annotated[Path, typer.Option(help="Model directory written by nst-export.")] = DEFAULT_MODEL,
+    model: ModelDir = DEFAULT_MODEL_DIR,
     save_every: Annotated[
         int, typer.Option(min=0, help="Write the current image every N iterations beside OUT (0: never).")
     ] = 0,
@@ -173,9 +173,7 @@ def run(
         Optional[Path],
         typer.Option(help="After the run, a picture of it: content, style(s), output, loss curves (log scale)."),
     ] = None,
-    max_pixels: Annotated[
-        int, typer.Option(min=1, help="Refuse input images with more pixels (decompression-bomb guard).")
-    ] = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     *,
     options: StylizeOptions,

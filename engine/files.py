@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -32,19 +33,30 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], mode: i
     return path
 
 
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or Infinity: null for them (in nested dicts, lists and tuples too)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def atomic_json(data: Any, path: str | Path) -> Path:
-    """Write `data` as indented JSON atomically (missing parent directories are created)."""
+    """Write `data` as indented JSON atomically (missing parent directories are created; NaN/Inf become null)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=1) + "\n"
+    text = json.dumps(json_safe(data), indent=1) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def append_line(path: str | Path, record: dict) -> None:
-    """Append one JSON record as one line. A single write() on an O_APPEND descriptor, flushed to disk before
-    returning: a crash leaves whole lines only, at worst a torn last line without its newline, which readers skip and
-    the next append ends first (so the new record is not glued onto the fragment)."""
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    """Append one JSON record (NaN/Inf as null) as one line. A single write() on an O_APPEND descriptor, flushed to
+    disk before returning: a crash leaves whole lines only, at worst a torn last line without its newline, which
+    readers skip and the next append ends first (so the new record is not glued onto the fragment)."""
+    line = (json.dumps(json_safe(record), separators=(",", ":")) + "\n").encode()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from .errors import ImageError
 from .files import atomic_write
 
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold, for --max-pixels
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
@@ -102,6 +103,11 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         for c in range(3)
     ]
     return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def to_nchw(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> the contiguous float32 (1, 3, H, W) batch of one the network takes."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

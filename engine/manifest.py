@@ -15,6 +15,7 @@ from .errors import ModelError
 from .files import atomic_write, sha256_file
 
 MANIFEST_FILE = "manifest.json"
+DEFAULT_MODEL_DIR = Path("models") / "vgg19"  # where nst-export writes and every command reads by default
 FORMAT = "nst-model"
 FORMAT_VERSION = 2  # the model format this engine reads and the exporter writes (2: beta per layer weighting)
 

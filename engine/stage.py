@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import resize
+from .images import resize, to_nchw
 from .model import Model
 from .objective import LossWeights, Objective, auto_layer_weights, style_targets
 from .optimize import Optimised, optimise
@@ -29,10 +29,6 @@ def blas_threads(model: Model) -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")
-
-
-def to_nchw(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)  # (1, 3, H, W)
 
 
 def stage_targets(

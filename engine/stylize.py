@@ -151,20 +151,17 @@ def stylize(
         raise ValueError(f"content must be (H, W, 3), got {content.shape}")
     if plan is None:
         plan = plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], options)
-    final = plan.size
     seen, run_styles, init_image = _colour_inputs(options.preserve_colors, content, styles, init_image)
+    luminance_only = options.preserve_colors == "luminance"
 
-    def finish(image: np.ndarray) -> np.ndarray:  # to the final size, colours recombined if luminance-only
-        image = resize(image, final)
-        return color.recombine(image, resize(content, final)) if options.preserve_colors == "luminance" else image
+    def finish(image: np.ndarray, size: tuple[int, int] = plan.size) -> np.ndarray:
+        """An iterate as it is written: at `size`, with the content's colours when luminance-only."""
+        image = resize(image, size)
+        return color.recombine(image, resize(content, size)) if luminance_only else image
 
     def on_iteration(stage: Stage, i: int, f: float, terms: dict, evals: int, secs: float, x: np.ndarray) -> None:
         if callback is not None:
-            finish_at_size = (
-                (lambda im: color.recombine(im, resize(content, im.shape[:2])))
-                if options.preserve_colors == "luminance"
-                else None
-            )
+            at_size = (lambda im: finish(im, stage.size)) if luminance_only else None
             callback(
                 Progress(
                     i,
@@ -179,21 +176,26 @@ def stylize(
                     len(plan.stages),
                     stage.size,
                     x,
-                    finish_at_size,
+                    at_size,
                 )
             )
 
     x = make_init(options.init, resize(seen, plan.stages[0].size), options.seed, init_image)
     result = StylizeResult(image=x, loss=math.nan, terms={}, provider=model.provider, plan=plan)
     for stage in plan.stages:
-        if stage.index > 1:
-            x = resize(x, stage.size)  # Lanczos upsampling of the previous stage's result, clipped to [0, 1]
         try:
+            if stage.index > 1:
+                x = resize(x, stage.size)  # Lanczos upsampling of the previous stage's result, clipped to [0, 1]
             run, weights, setup = run_stage(model, plan, stage, seen, run_styles, x, on_iteration, target_cache)
         except NonFiniteError as e:
             e.image = None if e.image is None else finish(e.image)
             e.history = result.history + [{"stage": stage.index, **h} for h in e.history]
             raise
+        except KeyboardInterrupt:  # while a later stage prepared its targets: keep the stage before
+            if stage.index == 1:
+                raise
+            result.interrupted, result.success, result.message = True, False, "interrupted"
+            break
         _accumulate(result, stage, run, weights.style_layer_weights, setup)
         x = run.image
         if run.interrupted or run.stopped:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.files import sha256_file
-from ..engine.manifest import GraphFile, LayerSpec, Manifest, write_manifest
+from ..engine.manifest import DEFAULT_MODEL_DIR, GraphFile, LayerSpec, Manifest, write_manifest
 from .arch import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, Layer, truncate, vgg_layers
 from .errors import ExportError
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .validate import Validation
     from .weights import Weights
 
-DEFAULT_OUT = Path("models") / "vgg19"
+DEFAULT_OUT = DEFAULT_MODEL_DIR
 # Recommended (alpha, beta with auto style-layer weights, beta with equal/given weights) per input convention.
 # caffe: measured on ../shared/images (README "Choosing the defaults"; bench/quality.py): with auto weights the style
 # term is a mean relative Gram error (order 1), so beta carries the content term's scale (J_content ~ 1e4..1e5).

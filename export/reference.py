@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from scipy.optimize import Bounds, minimize
 
+from ..engine.images import to_nchw
 from .torch_vgg import VGGFeatures
 
 
@@ -95,10 +96,6 @@ def reference_stylize(objective: TorchObjective, x0: np.ndarray, iterations: int
         options={"maxiter": iterations, "maxcor": maxcor, "ftol": 0.0, "gtol": 0.0, "maxfun": 3 * iterations + 20},
     )
     return history, res.x.reshape(shape).astype(np.float32), time.perf_counter() - t0, evals[0]
-
-
-def to_nchw(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 __all__ = ["TorchObjective", "content_t", "gram_t", "reference_stylize", "style_t", "to_nchw", "tv_t"]

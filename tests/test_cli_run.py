@@ -205,7 +205,7 @@ def test_defaults_on_the_shared_images(shared_images, model_dir, tmp_path, nst_r
     import numpy as np
 
     from nst.engine import gram, load_image, load_model, resize
-    from nst.engine.stage import to_nchw
+    from nst.engine.images import to_nchw
 
     log, out = tmp_path / "log.json", tmp_path / "o.png"
     ok(

@@ -12,8 +12,8 @@ import pytest
 
 from nst.cli.run_cmd import frame_path
 from nst.engine import color, gram, load_model, stylize
+from nst.engine.images import to_nchw
 from nst.engine.objective import auto_layer_weights
-from nst.engine.stage import to_nchw
 
 
 @pytest.fixture(scope="module")

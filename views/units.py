@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.images import to_nchw
 from ..engine.model import Model
 from .image_set import ImageSet, Variant
 from .layers import require_taps
@@ -42,11 +43,6 @@ class UnitSearch:
     units: tuple[int, ...]
     patches: dict[int, list[Patch]]  # unit -> best first
     variants: int  # image variants searched
-
-
-def to_nchw(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) -> the (1, 3, H, W) float32 the features graph takes."""
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def choose_units(channels: int, count: int, ids: Sequence[int] | None, seed: int) -> tuple[int, ...]:
