@@ -25,6 +25,62 @@ PROG = "nst-batch"
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
+# The command's own options (nst-run's come from StylizeOptions through @stylize_options).
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False)]
+Contents = Annotated[
+    Optional[list[str]],
+    typer.Argument(
+        help="Content images: files, folders (their images) or quoted globs ('photos/*.jpg').", show_default=False
+    ),
+]
+Styles = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--style",
+        "-s",
+        show_default=False,
+        help="Style image(s), folder or glob; repeat for several. Each content x each style is a job.",
+    ),
+]
+Pairs = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="CSV with a header row: content, style and optional nst-run option columns (iterations, "
+        "style_weight, ...); one job per row; relative paths are relative to the CSV."
+    ),
+]
+Executor = Annotated[
+    Literal["local", "ray"],
+    typer.Option(help="local: worker processes on this machine; ray: Ray actors (needs pip install 'nst[ray]')."),
+]
+Workers = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        show_default=False,
+        help="Worker processes (each loads the model once) [default: local: one per core, fewer if jobs "
+        "or memory are fewer; ray: the cluster's CPUs / --cpus-per-job].",
+    ),
+]
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        show_default=False,
+        help="onnxruntime threads per worker [default: local: cores / workers; ray: --cpus-per-job].",
+    ),
+]
+Address = Annotated[
+    Optional[str],
+    typer.Option(
+        show_default=False,
+        help="Ray cluster address (ray://host:10001 or host:6379, or auto) [default: start Ray on this machine].",
+    ),
+]
+CpusPerJob = Annotated[float, typer.Option(min=0.0, help="Ray: CPUs reserved per worker.")]
+GpusPerJob = Annotated[float, typer.Option(min=0.0, help="Ray: GPUs reserved per worker (with --device auto or cuda).")]
+
+
 def _start(
     jobs: list[Any],
     out: Path,
@@ -72,66 +128,17 @@ def _start(
 @guard(PROG, "interrupted before any job finished; rerun the same command to start again")
 @stylize_options(PROG)
 def batch(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False)],
-    contents: Annotated[
-        Optional[list[str]],
-        typer.Argument(
-            help="Content images: files, folders (their images) or quoted globs ('photos/*.jpg').", show_default=False
-        ),
-    ] = None,
-    style: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--style",
-            "-s",
-            help="Style image(s), folder or glob; repeat for several. Each content x each style is a job.",
-            show_default=False,
-        ),
-    ] = None,
-    pairs: Annotated[
-        Optional[Path],
-        typer.Option(
-            help=(
-                "CSV with a header row: content, style and optional nst-run option columns (iterations, "
-                "style_weight, ...); one job per row; relative paths are relative to the CSV."
-            )
-        ),
-    ] = None,
+    out: Out,
+    contents: Contents = None,
+    style: Styles = None,
+    pairs: Pairs = None,
     model: ModelDir = DEFAULT_MODEL_DIR,
-    executor: Annotated[
-        Literal["local", "ray"],
-        typer.Option(help=("local: worker processes on this machine; ray: Ray actors (needs pip install 'nst[ray]').")),
-    ] = "local",
-    workers: Annotated[
-        Optional[int],
-        typer.Option(
-            min=1,
-            help=(
-                "Worker processes (each loads the model once) [default: local: one per core, fewer if jobs or "
-                "memory are fewer; ray: the cluster's CPUs / --cpus-per-job]."
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        Optional[int],
-        typer.Option(
-            min=1,
-            help=("onnxruntime threads per worker [default: local: cores / workers; ray: --cpus-per-job]."),
-            show_default=False,
-        ),
-    ] = None,
-    address: Annotated[
-        Optional[str],
-        typer.Option(
-            help=("Ray cluster address (ray://host:10001 or host:6379, or auto) [default: start Ray on this machine]."),
-            show_default=False,
-        ),
-    ] = None,
-    cpus_per_job: Annotated[float, typer.Option(min=0.0, help="Ray: CPUs reserved per worker.")] = 1.0,
-    gpus_per_job: Annotated[
-        float, typer.Option(min=0.0, help="Ray: GPUs reserved per worker (with --device auto or cuda).")
-    ] = 0.0,
+    executor: Executor = "local",
+    workers: Workers = None,
+    threads: Threads = None,
+    address: Address = None,
+    cpus_per_job: CpusPerJob = 1.0,
+    gpus_per_job: GpusPerJob = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Redo jobs already done.")] = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="One line per finished job.")] = False,
