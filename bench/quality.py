@@ -3,6 +3,7 @@ than the content photo's was; J_content; wall time and peak RSS; a contact sheet
 
     .venv/bin/python bench/quality.py                       # 4 pairs at 512 px: new defaults vs round 1's
     .venv/bin/python bench/quality.py --size 256 --pairs tubingen:starry_night --configs default
+    .venv/bin/python bench/quality.py --pairs golden_gate:the_scream --configs luminance histogram   # colours
 
 Configurations are nst-run option lists (CONFIGS); each run is its own `nst-run` process under /usr/bin/time, so
 wall time and peak RSS belong to that run alone. Needs ../shared/images. Writes bench/results/quality/ (images,
@@ -41,7 +42,13 @@ ROUND1 = [
     "--init",
     "content",
 ]
-CONFIGS = {"round1": ROUND1, "default": []}
+CONFIGS = {
+    "round1": ROUND1,
+    "default": [],
+    "luminance": ["--preserve-colors", "luminance"],
+    "histogram": ["--preserve-colors", "histogram"],
+}
+DEFAULT_CONFIGS = ["round1", "default"]  # the colour modes on request: --configs default luminance histogram
 
 
 def run(content: Path, style: Path, out: Path, size: int, extra: list[str], model: Path) -> dict:
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--pairs", nargs="+", default=PAIRS, help="content:style stems in ../shared/images")
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "vgg19")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality")
     ap.add_argument("--extra", default="", help="more nst-run options for every run, e.g. '--maxcor 10'")

@@ -49,6 +49,20 @@ def test_runtime_imports_load_no_torch():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_export_package_constants_import_without_torch():
+    """nst.export's tables, defaults and error types import where torch and onnx do not; so does nst-export's CLI
+    module (it says which extra to install only when the command runs)."""
+    code = BLOCK + (
+        "from nst.export import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, ExportError, vgg_layers\n"
+        "import nst.cli.export_cmd\n"
+        "assert DEFAULT_CONTENT_LAYER == 'relu4_2' and vgg_layers('vgg19')[-1].name == 'pool5'\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]\n"
+        "print('ok')"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 def test_nst_run_where_torch_cannot_be_imported(model_dir, images_dir, tmp_path):
     out = tmp_path / "out.png"
     args = [
