@@ -137,13 +137,9 @@ def reconstruct(
         Optional[list[str]], typer.Option(help="Style layers, taken cumulatively [default: relu1_1..relu5_1].")
     ] = None,
     size: Annotated[int, typer.Option(min=16, help="Working long side in px.")] = rec_defaults.DEFAULT_SIZE,
-    iterations: Annotated[
-        int, typer.Option(min=1, help="L-BFGS-B iterations per reconstruction.")
-    ] = rec_defaults.DEFAULT_ITERATIONS,
+    iterations: shared.Iterations = rec_defaults.DEFAULT_ITERATIONS,
     seed: shared.Seed = 0,
-    cell: Annotated[
-        int, typer.Option(min=16, help="Width in px of each picture in the strip.")
-    ] = rec_defaults.DEFAULT_CELL,
+    cell: shared.Cell = rec_defaults.DEFAULT_CELL,
     model: shared.Model = shared.DEFAULT_MODEL,
     device: shared.DeviceOpt = shared.DEVICE,
     quiet: shared.Quiet = False,
@@ -202,14 +198,10 @@ def sweep(
     size: Annotated[
         int, typer.Option(min=16, help="Working long side in px of every cell.")
     ] = sweep_defaults.DEFAULT_SIZE,
-    iterations: Annotated[
-        int, typer.Option(min=1, help="L-BFGS-B iterations per cell.")
-    ] = sweep_defaults.DEFAULT_ITERATIONS,
+    iterations: shared.Iterations = sweep_defaults.DEFAULT_ITERATIONS,
     init: Annotated[str, typer.Option(help="content, noise or mix:R (as nst-run).")] = StylizeOptions.default("init"),
     seed: shared.Seed = 0,
-    cell: Annotated[
-        int, typer.Option(min=16, help="Width in px of each picture in the grid.")
-    ] = sweep_defaults.DEFAULT_CELL,
+    cell: shared.Cell = sweep_defaults.DEFAULT_CELL,
     model: shared.Model = shared.DEFAULT_MODEL,
     device: shared.DeviceOpt = shared.DEVICE,
     quiet: shared.Quiet = False,

@@ -9,10 +9,12 @@ from .manifest import Manifest
 from .options import LOW_MEMORY_MAXCOR
 
 # Bytes of memory per float32 activation of the network, across both graphs: the taps and their gradients on the
-# host, the saved masks, and each graph's working buffers (onnxruntime's arena off). Calibrated by bench/bench.py's
-# scaling series (bench/README.md); rounded up so the estimate errs on the safe side.
-ACTIVATION_FACTOR = 4.5
-BASE_BYTES = 300e6  # interpreter, libraries, onnxruntime sessions (the weights file is counted separately)
+# host, the saved masks, and each graph's working buffers (onnxruntime's arena off). BASE_BYTES: interpreter,
+# libraries, onnxruntime sessions, style images, what earlier stages leave behind (the weights file is counted
+# separately). Both are set so the estimate stays above the peak RSS of whole default nst-run runs at 512, 1024 and
+# 2048 px (bench/README.md, "Round 2"); bench/bench.py's scaling series fits the evaluation loop alone.
+ACTIVATION_FACTOR = 4.8
+BASE_BYTES = 700e6
 
 
 def activations_per_pixel(manifest: Manifest) -> float:
