@@ -5,7 +5,10 @@ skip with that reason when it is absent; everything else runs on a bare machine.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +132,38 @@ def nst_run(invoke):
 def nst_run_exe() -> Path:
     """The installed nst-run script, for tests that need a real process (signals, onnxruntime's own stderr)."""
     return Path(sys.executable).parent / "nst-run"
+
+
+@pytest.fixture(scope="session")
+def interrupt_nst_run(nst_run_exe):
+    """interrupt_nst_run(args, frame) -> (exit code, stderr): run nst-run in its own process, wait for `frame` (a
+    --save-every image) to appear, then press Ctrl-C."""
+
+    def interrupt(args: list, frame: Path) -> tuple[int, str]:
+        proc = subprocess.Popen(
+            [str(nst_run_exe), *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # A shell running us in the background (as CI may) starts children with SIGINT ignored,
+            # and Python then installs no KeyboardInterrupt handler: give the child the default back.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not frame.exists():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, f"no {frame.name}"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return proc.returncode, stderr
+
+    return interrupt
 
 
 # --- models and image files ------------------------------------------------------------------------------------------

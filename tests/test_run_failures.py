@@ -7,9 +7,6 @@ import importlib
 import json
 import math
 import re
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +23,10 @@ def tmp_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*.tmp*"))
 
 
-def test_ctrl_c_writes_best_image_and_log(model_dir, content, style, tmp_path, pixels, nst_run_exe):
+def test_ctrl_c_writes_best_image_and_log(model_dir, content, style, tmp_path, pixels, interrupt_nst_run):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
-    proc = subprocess.Popen(
+    code, stderr = interrupt_nst_run(
         [
-            str(nst_run_exe),
             str(content),
             str(style),
             "--model",
@@ -46,26 +42,9 @@ def test_ctrl_c_writes_best_image_and_log(model_dir, content, style, tmp_path, p
             "--log-json",
             str(log),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # A shell running us in the background (as CI may) starts children with SIGINT ignored,
-        # and Python then installs no KeyboardInterrupt handler: give the child the default back.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        frame_path(out, 1),
     )
-    try:
-        deadline = time.monotonic() + 90
-        while not frame_path(out, 1).exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no first frame"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, stderr
+    assert code == 130, stderr
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "interrupted" in lines[0] and str(out) in lines[0], stderr
     with Image.open(out) as im:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -107,11 +104,12 @@ def test_bad_stage_and_colour_options_exit_2(model_dir, images_dir, tmp_path, ns
     assert not out.exists()
 
 
-def test_interrupted_multiscale_run_writes_a_full_size_image(model_dir, content, style, tmp_path, pixels, nst_run_exe):
+def test_interrupted_multiscale_run_writes_a_full_size_image(
+    model_dir, content, style, tmp_path, pixels, interrupt_nst_run
+):
     out, log = tmp_path / "out.png", tmp_path / "log.json"
-    proc = subprocess.Popen(
+    code, stderr = interrupt_nst_run(
         [
-            str(nst_run_exe),
             str(content),
             str(style),
             "--model",
@@ -129,25 +127,10 @@ def test_interrupted_multiscale_run_writes_a_full_size_image(model_dir, content,
             "--log-json",
             str(log),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        frame_path(out, 1, stage=1),
     )
-    try:
-        deadline = time.monotonic() + 90
-        while not frame_path(out, 1, stage=1).exists():  # stage 1 of 2 (48 px) is running
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no first frame"
-            time.sleep(0.05)
-        assert pixels(frame_path(out, 1, stage=1)).shape == (36, 48, 3)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, stderr
+    assert pixels(frame_path(out, 1, stage=1)).shape == (36, 48, 3)  # stage 1 of 2 (48 px) was running
+    assert code == 130, stderr
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "stage 1/2" in lines[0] and "resized to the final size" in lines[0], stderr
     assert pixels(out).shape == (72, 96, 3)
