@@ -91,62 +91,43 @@ def _one_line_main(prog: str, call: Any, standalone_mode: bool) -> Any:
     return code
 
 
+class _OneLineMain:
+    """Mixin for typer's command and group classes: run click's main non-standalone inside _one_line_main."""
+
+    prog: str
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def call() -> Any:
+            return super(_OneLineMain, self).main(  # type: ignore[misc]
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+
+        return _one_line_main(self.prog, call, standalone_mode)
+
+
 def one_line_command(prog: str) -> type[TyperCommand]:
     """A command class whose command-line errors are one line (`prog: error: ...`, exit 2) instead of click's usage
     block. Use as `app.command(cls=one_line_command(PROG))`."""
-
-    class OneLineCommand(TyperCommand):
-        def main(
-            self,
-            args: Sequence[str] | None = None,
-            prog_name: str | None = None,
-            complete_var: str | None = None,
-            standalone_mode: bool = True,
-            windows_expand_args: bool = True,
-            **extra: Any,
-        ) -> Any:
-            def call() -> Any:
-                return super(OneLineCommand, self).main(
-                    args=args,
-                    prog_name=prog_name,
-                    complete_var=complete_var,
-                    standalone_mode=False,
-                    windows_expand_args=windows_expand_args,
-                    **extra,
-                )
-
-            return _one_line_main(prog, call, standalone_mode)
-
-    return OneLineCommand
+    return type("OneLineCommand", (_OneLineMain, TyperCommand), {"prog": prog})
 
 
 def one_line_group(prog: str) -> type[TyperGroup]:
     """The same for a command with subcommands (`typer.Typer(cls=one_line_group(PROG))`): errors in the group's or a
     subcommand's command line are one line, exit 2."""
-
-    class OneLineGroup(TyperGroup):
-        def main(
-            self,
-            args: Sequence[str] | None = None,
-            prog_name: str | None = None,
-            complete_var: str | None = None,
-            standalone_mode: bool = True,
-            windows_expand_args: bool = True,
-            **extra: Any,
-        ) -> Any:
-            def call() -> Any:
-                return super(OneLineGroup, self).main(
-                    args=args,
-                    prog_name=prog_name,
-                    complete_var=complete_var,
-                    standalone_mode=False,
-                    windows_expand_args=windows_expand_args,
-                    **extra,
-                )
-
-            return _one_line_main(prog, call, standalone_mode)
-
-    return OneLineGroup
+    return type("OneLineGroup", (_OneLineMain, TyperGroup), {"prog": prog})
 
 
 def guard(prog: str, interrupted: str = "interrupted; nothing was written"):
