@@ -57,7 +57,7 @@ def one_line(text: str) -> str:
 def describe(error: BaseException) -> str:
     """A job's failure as one line, in nst-run's words where the engine has them."""
     if isinstance(error, OptionError):
-        return f"--{error.option.replace('_', '-')} {error.problem}"
+        return error.line
     if isinstance(error, (NSTError, ValueError)):
         return one_line(str(error))
     if isinstance(error, MemoryError):
@@ -136,7 +136,8 @@ class JobRunner:
             return failed(describe(e), started)
 
     def _run(self, task: Task, mapping: Mapping[str, str], started: float) -> Outcome:
-        from ..engine import load_image, memory, plan_run, stylize
+        from ..engine import load_image, stylize
+        from ..engine.plan import plan_for_model
 
         loaded = self.load_seconds
         options = task.options
@@ -146,17 +147,10 @@ class JobRunner:
         init = None
         if init_is_image(options.init):
             init = load_image(mapping.get(options.init, options.init), task.max_pixels)
-        on_cpu = model.provider == "CPUExecutionProvider"
-        plan = plan_run(
-            model.manifest,
-            content.shape[:2],
-            [style.shape[:2]],
-            options,
-            weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
-            available=memory.available_bytes() if on_cpu else None,
-            style_names=[f"style image {task.style}"],
+        plan = plan_for_model(
+            model, content.shape[:2], [style.shape[:2]], options, style_names=[f"style image {task.style}"]
         )
-        result = stylize(model, content, [style], options, init_image=init, plan=plan)
+        result = stylize(model, content, [style], init_image=init, plan=plan)
         if result.interrupted:
             return failed("interrupted", started)
         image = encode_image(result.image, task.suffix)
@@ -169,11 +163,14 @@ class JobRunner:
                 "load_seconds": self.load_seconds - loaded,  # loading the model: a worker's first job
                 "loss": result.loss,
                 "terms": result.terms,
+                "parts": result.parts,
                 "iterations": result.iterations,
                 "evaluations": result.evaluations,
                 "size": list(plan.size),
                 "provider": result.provider,
                 "message": result.message,
+                "early_stop": result.early_stop,
+                "warnings": list(plan.warnings),
                 "worker": worker_id(),
             },
             image,

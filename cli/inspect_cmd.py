@@ -18,6 +18,7 @@ from ..views import units as unit_defaults
 from ..views import units_figure as figure_defaults
 from . import inspect_io as shared
 from .common import USAGE_ERROR, fail, guard, one_line_group
+from .progress import terms_text
 from .view_progress import CountBar, RunBars
 
 app = typer.Typer(
@@ -85,8 +86,8 @@ def units(
     device: shared.DeviceOpt = shared.DEVICE,
     quiet: shared.Quiet = False,
 ) -> None:
+    from ..engine.manifest import require_taps
     from ..views.image_set import load_image_set
-    from ..views.layers import require_taps
     from ..views.units import choose_units, patch_pixels, search
     from ..views.units_figure import render_units, units_record
 
@@ -245,8 +246,8 @@ def sweep(
         for row in grid:
             for c in row:
                 typer.echo(
-                    f"alpha {c.content_weight:g}, beta {c.style_weight:g}: J {c.loss:.4g} (content "
-                    f"{c.terms['content']:.3g}, style {c.terms['style']:.3g}) in {c.seconds:.1f} s"
+                    f"alpha {c.content_weight:g}, beta {c.style_weight:g}: J {c.loss:.4g} "
+                    f"({terms_text(c.terms)}) in {c.seconds:.1f} s"
                 )
         typer.echo(f"-> {out}")
 

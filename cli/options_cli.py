@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
 
-from ..engine.options import OptionError, StylizeOptions
+from ..engine.options import OptionError, StylizeOptions, flag
 from .common import USAGE_ERROR, fail, split_names
 
 _HINTS = typing.get_type_hints(StylizeOptions)
@@ -43,7 +43,7 @@ def _words(hint: Any) -> tuple[str, ...]:
 
 def _parameter(f: dataclasses.Field) -> inspect.Parameter:
     hint = _HINTS[f.name]
-    decls = ["--" + f.name.replace("_", "-")] if hint is bool else []  # a plain flag, not --x/--no-x
+    decls = [flag(f.name)] if hint is bool else []  # a plain flag, not --x/--no-x
     listed = _tuple_element(hint) is not None  # parsed by _convert; its default is the field's, said in the help
     option = typer.Option(*decls, help=f.metadata["help"], show_default=f.default is not None and not listed)
     return inspect.Parameter(
@@ -69,14 +69,12 @@ def _convert(prog: str, f: dataclasses.Field, value: Any) -> Any:
     except ValueError:
         words = _words(_HINTS[f.name])
         also = f" or one of: {', '.join(words)}" if words else ""
-        raise fail(
-            prog, f"--{f.name.replace('_', '-')} takes numbers{also}, got {' '.join(names)!r}", USAGE_ERROR
-        ) from None
+        raise fail(prog, f"{flag(f.name)} takes numbers{also}, got {' '.join(names)!r}", USAGE_ERROR) from None
 
 
 def option_error(prog: str, e: OptionError) -> typer.Exit:
     """An OptionError names the field; on the command line it is --field-name (exit 2)."""
-    return fail(prog, f"--{e.option.replace('_', '-')} {e.problem}", USAGE_ERROR)
+    return fail(prog, e.line, USAGE_ERROR)
 
 
 def stylize_options(prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

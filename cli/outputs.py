@@ -36,19 +36,7 @@ def frame_path(out: Path, iteration: int, stage: int | None = None) -> Path:
 
 def run_record(options: StylizeOptions, content: Path, styles: list[Path], model: Any, plan: Any) -> dict:
     """The facts of a run known before it starts: options as asked (asdict), what they resolved to, the model."""
-    resolved = (
-        {}
-        if plan is None
-        else {
-            "content_layer": plan.content_layer,
-            "style_layers": list(plan.style_layers),
-            "style_layer_weights": "auto" if plan.style_layer_weights is None else list(plan.style_layer_weights),
-            "style_blend": list(plan.style_blend),
-            "content_weight": plan.content_weight,
-            "style_weight": plan.style_weight,
-            "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in plan.stages],
-        }
-    )
+    resolved = {} if plan is None else {**plan.resolved(), "warnings": list(plan.warnings)}
     m = model.manifest
     return {
         "options": {"content": str(content), "styles": [str(p) for p in styles], **dataclasses.asdict(options)},

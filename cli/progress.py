@@ -9,6 +9,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as RichProgress
 
 
+def terms_text(terms: dict[str, float], sep: str = ", ") -> str:
+    """The weighted loss terms by name, e.g. 'content 3.1e+04, style 9.2e+04'; zero terms (tv off) left out."""
+    return sep.join(f"{name} {value:.3g}" for name, value in terms.items() if value)
+
+
 class ProgressBar:
     """Context manager; update(p) with an engine Progress. A multi-stage run shows `stage 2/4 · 362 px`."""
 
@@ -18,14 +23,12 @@ class ProgressBar:
             TextColumn("{task.fields[stage]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("J {task.fields[loss]:.4g}  aJc {task.fields[content]:.3g}  bJs {task.fields[style]:.3g}"),
+            TextColumn("J {task.fields[loss]:.4g}  {task.fields[terms]}"),
             TextColumn("{task.fields[rate]:.2f} it/s"),
             TimeRemainingColumn(),
             transient=False,
         )
-        self.task = self.bar.add_task(
-            "run", total=None, loss=math.nan, content=math.nan, style=math.nan, rate=0.0, stage=""
-        )
+        self.task = self.bar.add_task("run", total=None, loss=math.nan, terms="", rate=0.0, stage="")
 
     def __enter__(self) -> ProgressBar:
         self.bar.start()
@@ -41,8 +44,7 @@ class ProgressBar:
             total=p.iterations,
             completed=p.iteration,
             loss=p.loss,
-            content=p.content,
-            style=p.style,
+            terms=terms_text(p.terms, "  "),
             rate=p.iteration / max(p.elapsed, 1e-9),
             stage=stage,
         )

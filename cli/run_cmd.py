@@ -20,7 +20,7 @@ from ..engine.options import OptionError, StylizeOptions, init_is_image
 from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import option_error, stylize_options
 from .outputs import check_writable, frame_path, run_record, write_log
-from .progress import ProgressBar
+from .progress import ProgressBar, terms_text
 from .run_report import check_report, write_report
 
 PROG = "nst-run"
@@ -62,23 +62,24 @@ def load_inputs(model_dir: Path, images: list[Path], options: StylizeOptions, ma
 
 
 def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Path], options: StylizeOptions) -> Any:
-    from ..engine import NSTError, memory, plan_run
+    from ..engine import NSTError
+    from ..engine.plan import plan_for_model
 
-    on_cpu = model.provider == "CPUExecutionProvider"  # on CUDA the host RAM is not the limit
     try:
-        return plan_run(
-            model.manifest,
+        plan = plan_for_model(
+            model,
             content.shape[:2],
             [s.shape[:2] for s in styles],
             options,
-            weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
-            available=memory.available_bytes() if on_cpu else None,
             style_names=[f"style image {p}" for p in style_paths],
         )
     except OptionError as e:
         raise option_error(PROG, e) from None
     except NSTError as e:
         raise fail(PROG, str(e)) from None
+    for warning in plan.warnings:
+        say(PROG, f"warning: {warning}")
+    return plan
 
 
 def report_failure(error: Exception, out: Path, log_json: Path | None, record: dict) -> typer.Exit:
@@ -126,8 +127,10 @@ def write_result(result: Any, out: Path, log_json: Path | None, record: dict) ->
         "iterations": result.iterations,
         "loss": result.loss,
         "terms": result.terms,
+        "parts": result.parts,
         "seconds": result.seconds,
         "message": result.message,
+        "early_stop": result.early_stop,
         "interrupted": result.interrupted,
         "stages": result.stages,
     }
@@ -203,12 +206,20 @@ def run(
         )
         raise typer.Exit(INTERRUPTED)
     if not quiet:
-        note = "" if result.success else f" ({result.message})"
         typer.echo(
-            f"J={result.loss:.5g} (content {result.terms['content']:.4g}, style {result.terms['style']:.4g}, "
-            f"tv {result.terms['tv']:.3g}) after {result.iterations} iterations, {result.evaluations} "
-            f"evaluations, {result.seconds:.1f} s on {result.provider} -> {out}{note}"
+            f"J={result.loss:.5g} ({terms_text(result.terms)}) after {result.iterations} iterations, "
+            f"{result.evaluations} evaluations, {result.seconds:.1f} s on {result.provider} -> {out}"
         )
+    if result.early_stop:  # even with --quiet: the image may be far from what the user expects
+        say(PROG, f"note: L-BFGS stopped early: {result.early_stop}; {early_stop_advice(result)}")
+
+
+def early_stop_advice(result: Any) -> str:
+    """What to try after an early stop: the weights' scale first when the plan warned about it."""
+    plan = result.plan
+    if plan is not None and plan.warnings:
+        return f"--style-weight {plan.recommended_style_weight:.3g} (the model's) at --content-weight 1 is the scale"
+    return "more iterations will not change the image; try other weights or a noise --init"
 
 
 def stylize_with_progress(

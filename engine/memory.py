@@ -6,7 +6,6 @@ import os
 
 from .images import fit_long_side
 from .manifest import Manifest
-from .options import LOW_MEMORY_MAXCOR
 
 # Bytes of memory per float32 activation of the network, across both graphs: the taps and their gradients on the
 # host, the saved masks, and each graph's working buffers (onnxruntime's arena off). BASE_BYTES: interpreter,
@@ -22,15 +21,11 @@ def activations_per_pixel(manifest: Manifest) -> float:
     return sum(layer.channels / (layer.scale * layer.scale) for layer in manifest.layers)
 
 
-def estimate_bytes(
-    manifest: Manifest, height: int, width: int, maxcor: int, weights_bytes: int = 0, low_memory: bool = False
-) -> int:
-    """Peak bytes of a run at (height, width); low_memory: L-BFGS capped at LOW_MEMORY_MAXCOR pairs."""
+def estimate_bytes(manifest: Manifest, height: int, width: int, pairs: int, weights_bytes: int = 0) -> int:
+    """Peak bytes of a run at (height, width) with `pairs` L-BFGS correction pairs (StylizeOptions.lbfgs_pairs)."""
     n = height * width
-    if low_memory:
-        maxcor = min(maxcor, LOW_MEMORY_MAXCOR)
     acts = ACTIVATION_FACTOR * activations_per_pixel(manifest) * n
-    lbfgs = (2 * maxcor + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
+    lbfgs = (2 * pairs + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
     images = 10 * 3 * n * 4  # image copies, gradients, best iterate
     return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs + images)
 
@@ -53,17 +48,16 @@ def available_bytes() -> int | None:
 def largest_fitting_long_side(
     manifest: Manifest,
     content_hw: tuple[int, int],
-    maxcor: int,
+    pairs: int,
     budget: int,
     weights_bytes: int = 0,
-    low_memory: bool = False,
 ) -> int:
     """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes, with the content's aspect
     rounded exactly as the run resizes it. Returns 0 when not even 16 px fits."""
 
     def fits(long_side: int) -> bool:
         h, w = fit_long_side(*content_hw, long_side)
-        return estimate_bytes(manifest, h, w, maxcor, weights_bytes, low_memory) <= budget
+        return estimate_bytes(manifest, h, w, pairs, weights_bytes) <= budget
 
     if not fits(16):
         return 0

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import DeviceError, ModelError
 from .manifest import Manifest, read_manifest
 
-Device = Literal["auto", "cpu", "cuda"]
+Device = Literal["auto", "cpu", "cuda"]  # StylizeOptions.device and load_model's device
 DEVICES: tuple[str, ...] = get_args(Device)
 _ORT_MISSING = (
     "onnxruntime is not installed: pip install 'nst[cpu]' (or 'nst[gpu]' for CUDA; never both, they "

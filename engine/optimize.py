@@ -1,5 +1,6 @@
 """One L-BFGS-B optimisation of an image's pixels: scipy's minimize with bounds [0, 1], the float64 (scipy) <->
-float32 (onnxruntime, NumPy) boundary, the best-iterate bookkeeping, NaN/Inf and Ctrl-C handling."""
+float32 (onnxruntime, NumPy) boundary, the best-iterate bookkeeping, NaN/Inf and Ctrl-C handling, and the Progress
+record of each accepted iterate."""
 
 from __future__ import annotations
 
@@ -12,11 +13,41 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from .errors import NonFiniteError
+from .objective import Evaluation
 
-# image (1, 3, H, W) float32 -> (J, dJ/dimage float32, weighted terms {"content", "style", "tv"})
-ObjectiveFn = Callable[[np.ndarray], tuple[float, np.ndarray, dict[str, float]]]
-# after each iteration: (iteration, J, terms, evaluations so far, the iterate as float64 (1, 3, H, W))
-IterationFn = Callable[[int, float, dict[str, float], int, np.ndarray], None]
+ObjectiveFn = Callable[[np.ndarray], Evaluation]  # image (1, 3, H, W) float32 -> J, dJ/dimage, terms
+
+
+@dataclass(kw_only=True)
+class Progress:
+    """One accepted iterate. optimise() fills the first fields; the stage and the run add theirs to the same record
+    before the caller's callback sees it."""
+
+    iteration: int  # within the stage, from 1
+    loss: float
+    terms: dict[str, float]  # weighted value per loss term; they sum to loss
+    evaluations: int  # within the stage
+    elapsed: float  # seconds since the stage's optimisation started
+    iterations: int = 0  # asked of the stage
+    stage: int = 1
+    stages: int = 1
+    size: tuple[int, int] = (0, 0)  # the stage's (h, w)
+    x: np.ndarray | None = field(default=None, repr=False)  # the iterate, float64 (1, 3, H, W)
+    finish: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)  # iterate -> as written
+
+    def image(self) -> np.ndarray:
+        """The current iterate as (H, W, 3) float32, as it would be written (colours recombined with
+        preserve_colors=luminance); computed on demand: most callbacks never need it."""
+        assert self.x is not None
+        image = self.x[0].transpose(1, 2, 0).astype(np.float32)
+        return self.finish(image) if self.finish is not None else image
+
+    def entry(self) -> dict:
+        """The history entry of this iterate (the JSON log's `history`)."""
+        return {"stage": self.stage, "iteration": self.iteration, "loss": self.loss, "terms": dict(self.terms)}
+
+
+IterationFn = Callable[[Progress], None]  # may raise StopIteration to end the optimisation cleanly
 
 
 @dataclass
@@ -24,15 +55,34 @@ class Optimised:
     image: np.ndarray  # (H, W, 3) float32: the lowest-loss image evaluated
     loss: float
     terms: dict[str, float]
-    history: list[dict] = field(default_factory=list)  # per iteration: iteration, loss, content, style, tv
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)  # of the lowest-loss image
+    history: list[Progress] = field(default_factory=list)
     iterations: int = 0
     evaluations: int = 0
-    status: int = 0  # scipy's status; -1 interrupted
+    status: int = 0  # scipy's status (0 converged, 1 a limit reached, 2 stopped abnormally); -1 interrupted
     message: str = ""
     interrupted: bool = False
     stopped: bool = False  # the callback raised StopIteration
     seconds: float = 0.0
     objective_seconds: float = 0.0  # of `seconds`, inside the objective (the rest: scipy's L-BFGS-B)
+    asked: int = 0  # iterations asked for
+
+    @property
+    def lbfgs_seconds(self) -> float:
+        return self.seconds - self.objective_seconds
+
+    @property
+    def early_stop(self) -> str | None:
+        """Why the optimisation ended before the iterations asked, in words; None when it ran them all or the
+        caller stopped or interrupted it."""
+        if self.interrupted or self.stopped or self.iterations >= self.asked:
+            return None
+        at = f"at iteration {self.iterations} of {self.asked}"
+        if self.status == 0:
+            return f"converged {at}: J stopped changing or its gradient vanished"
+        if self.status == 1:
+            return f"the evaluation limit ({self.evaluations}) was reached {at}"
+        return f"the line search found no lower J {at} (the loss is flat or too noisy at this scale)"
 
 
 def to_hwc(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -44,11 +94,11 @@ class _Tracker:
 
     def __init__(self, objective: ObjectiveFn, shape: tuple[int, ...], x0: np.ndarray, clip: bool):
         self.objective, self.shape, self.clip = objective, shape, clip
-        self.evals, self.iteration = 0, 0
-        self.history: list[dict] = []
+        self.evals = 0
+        self.history: list[Progress] = []
         self.best_f, self.best_x = math.inf, x0
-        self.best_terms: dict[str, float] | None = None
-        self.last: tuple[float, dict[str, float]] | None = None
+        self.best: Evaluation | None = None
+        self.last: Evaluation | None = None
         self.objective_seconds = 0.0  # inside the objective: the rest of a run is scipy's L-BFGS-B and this wrapper
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -57,32 +107,34 @@ class _Tracker:
             np.clip(image, 0.0, 1.0, out=image)
         t0 = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is checked just below,
-            f, g, terms = self.objective(image)  # with a message; NumPy's warnings would only add noise on stderr
+            ev = self.objective(image)  # with a message; NumPy's warnings would only add noise on stderr
         self.objective_seconds += time.perf_counter() - t0
         self.evals += 1
-        if not (math.isfinite(f) and np.isfinite(g).all()):
-            what = "loss" if not math.isfinite(f) else "gradient"
+        if not (math.isfinite(ev.loss) and np.isfinite(ev.grad).all()):
+            what = "loss" if not math.isfinite(ev.loss) else "gradient"
             # if nothing finite was ever evaluated there is no image worth keeping
             best = to_hwc(self.best_x, self.shape) if math.isfinite(self.best_f) else None
             raise NonFiniteError(
-                f"the {what} became NaN/Inf at iteration {self.iteration + 1} (evaluation "
+                f"the {what} became NaN/Inf at iteration {len(self.history) + 1} (evaluation "
                 f"{self.evals}); try smaller content/style/tv weights",
-                self.iteration + 1,
+                len(self.history) + 1,
                 best,
-                self.history,
+                [p.entry() for p in self.history],
             )
-        if f < self.best_f:
-            self.best_f, self.best_x, self.best_terms = f, x.copy(), terms
-        self.last = (f, terms)
-        return f, g.astype(np.float64).ravel()  # float32 -> float64 for scipy
+        if ev.loss < self.best_f:
+            self.best_f, self.best_x, self.best = ev.loss, x.copy(), ev
+        self.last = ev
+        return ev.loss, ev.grad.astype(np.float64).ravel()  # float32 -> float64 for scipy
 
-    def accepted(self, f: float) -> dict:
-        """The history entry of an accepted iterate: normally the last evaluated point, else the best one."""
-        self.iteration += 1
-        terms = self.last[1] if self.last is not None and self.last[0] == f else self.best_terms
-        entry = {"iteration": self.iteration, "loss": f, **(terms or {})}
-        self.history.append(entry)
-        return entry
+    def accepted(self, f: float, elapsed: float) -> Progress:
+        """The record of an accepted iterate: its terms are the last evaluated point's, else the best one's."""
+        ev = self.last if self.last is not None and self.last.loss == f else self.best
+        terms = dict(ev.terms) if ev is not None else {}
+        progress = Progress(
+            iteration=len(self.history) + 1, loss=f, terms=terms, evaluations=self.evals, elapsed=elapsed
+        )
+        self.history.append(progress)
+        return progress
 
 
 def optimise(
@@ -101,12 +153,22 @@ def optimise(
     x64 = x0.astype(np.float64).ravel()
     track = _Tracker(objective, shape, x64, clip=bounds == "clip")
     t0 = time.perf_counter()
+    stopped = False
 
     def callback(intermediate_result) -> None:
-        f = float(intermediate_result.fun)
-        entry = track.accepted(f)
+        nonlocal stopped
+        progress = track.accepted(float(intermediate_result.fun), time.perf_counter() - t0)
         if on_iteration is not None:
-            on_iteration(track.iteration, f, entry, track.evals, intermediate_result.x.reshape(shape))
+            progress.x = intermediate_result.x.reshape(shape)
+            try:
+                on_iteration(progress)
+            except StopIteration:
+                # scipy reports a callback's halt with the same status (2) as a failed line search, so the stop is
+                # recorded here, where it is known
+                stopped = True
+                raise
+            finally:
+                progress.x = None  # the history keeps no copy of every iterate
 
     interrupted = False
     try:
@@ -129,18 +191,20 @@ def optimise(
         message, status = str(res.message), int(res.status)
     except KeyboardInterrupt:  # Ctrl-C: keep what was found so far; the caller decides what to write
         interrupted, message, status = True, "interrupted", -1
-    terms = dict(track.best_terms) if track.best_terms else {"content": math.nan, "style": math.nan, "tv": math.nan}
+    best = track.best
     return Optimised(
         image=np.clip(to_hwc(track.best_x, shape), 0.0, 1.0),
         objective_seconds=track.objective_seconds,
         loss=float(track.best_f),
-        terms=terms,
+        terms=dict(best.terms) if best else {},
+        parts=dict(best.parts) if best else {},
         history=track.history,
-        iterations=track.iteration,
+        iterations=len(track.history),
         evaluations=track.evals,
         status=status,
-        message=message,
+        message="stopped by the callback" if stopped else message,
         interrupted=interrupted,
-        stopped=status == 99 or "callback" in message.lower(),
+        stopped=stopped,
         seconds=time.perf_counter() - t0,
+        asked=int(iterations),
     )

@@ -11,8 +11,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from .color import PreserveColors
+from .model import Device
 
-Device = Literal["auto", "cpu", "cuda"]
 LayerWeighting = Literal["auto", "equal"]
 Bounds = Literal["box", "clip"]
 INIT_KEYWORDS = ("content", "noise")  # plus "mix:R" and an image path
@@ -20,12 +20,22 @@ LOW_MEMORY_MAXCOR = 5  # --low-memory's L-BFGS memory
 DEFAULT_MIN_SIZE = 256  # the first stage's long side when --min-size is not given
 
 
+def flag(name: str) -> str:
+    """How the command line spells a field: style_weight -> --style-weight."""
+    return "--" + name.replace("_", "-")
+
+
 class OptionError(ValueError):
-    """An option's value is invalid. `option` is the field name (nst-run spells it --field-name)."""
+    """An option's value is invalid. `option` is the field name (the command line spells it flag(option))."""
 
     def __init__(self, option: str, problem: str):
         super().__init__(f"{option} {problem}")
         self.option, self.problem = option, problem
+
+    @property
+    def line(self) -> str:
+        """The problem as the command line says it: '--style-weight must be ...'."""
+        return f"{flag(self.option)} {self.problem}"
 
 
 def _opt(default: Any, help: str) -> Any:

@@ -3,15 +3,18 @@ error saying why not and what would work. Pure: no images, no onnxruntime; styli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import memory
-from .errors import LayerError, MemoryEstimateError, SizeError
+from .errors import MemoryEstimateError, SizeError
 from .images import fit_long_side
-from .manifest import Manifest
+from .manifest import Manifest, require_taps
 from .options import OptionError, StylizeOptions
+from .weight_scale import weight_scale_warnings
 
 HW = tuple[int, int]
 
@@ -26,19 +29,47 @@ class Stage:
 
 @dataclass(frozen=True)
 class Plan:
-    options: StylizeOptions  # as asked
+    """Everything a run uses, resolved: stylize() reads its settings from here and nowhere else."""
+
+    options: StylizeOptions  # as asked (the log records them beside the resolved values below)
     content_layer: str  # resolved against the model's defaults
     style_layers: tuple[str, ...]
     style_layer_weights: tuple[float, ...] | None  # lambda_l summing to 1; None: "auto", derived per stage
     style_blend: tuple[float, ...]  # per style image, summing to 1
     content_weight: float  # alpha
     style_weight: float  # beta
+    tv_weight: float  # tau
+    init: str
+    seed: int
+    preserve_colors: str
+    bounds: str
+    lbfgs_pairs: int  # --maxcor, or fewer with --low-memory
     stages: tuple[Stage, ...]
     memory_bytes: int  # estimated peak (the largest stage)
+    recommended_style_weight: float  # the model's beta for this layer weighting
+    warnings: tuple[str, ...] = ()  # said before the run; the run goes ahead
 
     @property
     def size(self) -> HW:
         return self.stages[-1].size
+
+    def resolved(self) -> dict:
+        """The resolved settings, as the JSON log records them."""
+        return {
+            "content_layer": self.content_layer,
+            "style_layers": list(self.style_layers),
+            "style_layer_weights": "auto" if self.style_layer_weights is None else list(self.style_layer_weights),
+            "style_blend": list(self.style_blend),
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            "init": self.init,
+            "seed": self.seed,
+            "preserve_colors": self.preserve_colors,
+            "bounds": self.bounds,
+            "lbfgs_pairs": self.lbfgs_pairs,
+            "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in self.stages],
+        }
 
 
 def schedule(content_hw: HW, options: StylizeOptions, min_side: int) -> list[tuple[HW, int]]:
@@ -85,13 +116,7 @@ def style_size(style_hw: HW, content_size: HW, style_scale: float) -> HW:
 def _layers(manifest: Manifest, options: StylizeOptions) -> tuple[str, tuple[str, ...]]:
     content_layer = options.content_layer or manifest.default_content_layer
     style_layers = tuple(options.style_layers or manifest.default_style_layers)
-    for layer in (content_layer, *style_layers):
-        if layer not in manifest.taps:
-            raise LayerError(
-                f"layer {layer!r} is not exported by this model; its layers are "
-                f"{', '.join(manifest.taps)} (choose one of them, or re-export with nst-export "
-                f"--extra-layers {layer})"
-            )
+    require_taps(manifest, (content_layer, *style_layers))
     return content_layer, style_layers
 
 
@@ -118,14 +143,15 @@ def _check_sizes(
 def _check_memory(
     manifest: Manifest, content_hw: HW, size: HW, options: StylizeOptions, weights_bytes: int, available: int
 ) -> int:
-    low, maxcor = options.low_memory, options.maxcor
-    need = memory.estimate_bytes(manifest, *size, maxcor, weights_bytes, low)
+    pairs = options.lbfgs_pairs
+    need = memory.estimate_bytes(manifest, *size, pairs, weights_bytes)
     if need <= available:
         return need
-    fits = memory.largest_fitting_long_side(manifest, content_hw, maxcor, available, weights_bytes, low)
+    fits = memory.largest_fitting_long_side(manifest, content_hw, pairs, available, weights_bytes)
     if fits >= 16 and min(fit_long_side(*content_hw, fits)) >= manifest.min_size:
         hint = f"try --size {fits}"
-        if not low and memory.estimate_bytes(manifest, *size, maxcor, weights_bytes, True) <= available:
+        low_pairs = dataclasses.replace(options, low_memory=True).lbfgs_pairs
+        if low_pairs < pairs and memory.estimate_bytes(manifest, *size, low_pairs, weights_bytes) <= available:
             hint += " or --low-memory (fewer L-BFGS pairs; fits this size)"
     else:
         fits, hint = 0, "no working size fits; free some memory or run on a machine with more"
@@ -170,17 +196,42 @@ def plan_run(
     if available is not None:
         need = _check_memory(manifest, content_hw, size, options, weights_bytes, available)
     else:
-        need = memory.estimate_bytes(manifest, *size, options.maxcor, weights_bytes, options.low_memory)
+        need = memory.estimate_bytes(manifest, *size, options.lbfgs_pairs, weights_bytes)
     # the recommended beta depends on how the layers are weighted (auto: relative Gram errors; else the seeds' J_s)
     beta = manifest.style_weight if lam is None else manifest.style_weight_equal
+    alpha = manifest.content_weight if options.content_weight is None else options.content_weight
+    style_weight = beta if options.style_weight is None else options.style_weight
     return Plan(
         options=options,
         content_layer=content_layer,
         style_layers=style_layers,
         style_layer_weights=lam,
         style_blend=blend,
-        content_weight=manifest.content_weight if options.content_weight is None else options.content_weight,
-        style_weight=beta if options.style_weight is None else options.style_weight,
+        content_weight=alpha,
+        style_weight=style_weight,
+        tv_weight=options.tv_weight,
+        init=options.init,
+        seed=options.seed,
+        preserve_colors=options.preserve_colors,
+        bounds=options.bounds,
+        lbfgs_pairs=options.lbfgs_pairs,
         stages=tuple(stages),
         memory_bytes=need,
+        recommended_style_weight=beta,
+        warnings=weight_scale_warnings(alpha, style_weight, manifest.content_weight, beta, lam is None),
+    )
+
+
+def plan_for_model(model: Any, content_hw: HW, style_hws: Sequence[HW], options: StylizeOptions, **kw: Any) -> Plan:
+    """plan_run for a loaded model, with the memory check against free RAM on the CPU provider (on CUDA the host RAM
+    is not the limit) and the weights file's size counted."""
+    on_cpu = model.provider == "CPUExecutionProvider"
+    return plan_run(
+        model.manifest,
+        content_hw,
+        style_hws,
+        options,
+        weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
+        available=memory.available_bytes() if on_cpu else None,
+        **kw,
     )

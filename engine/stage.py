@@ -1,5 +1,5 @@
-"""One stage of a run: the style and content targets at the stage's size, the loss weights, one L-BFGS-B
-optimisation from a start image. stylize() chains stages coarse to fine."""
+"""One stage of a run: the loss terms at the stage's size (content and style targets, weights, any extra terms), one
+L-BFGS-B optimisation from a start image. stylize() chains stages coarse to fine."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ import numpy as np
 
 from .images import resize, to_nchw
 from .model import Model
-from .objective import LossWeights, Objective, auto_layer_weights, style_targets
-from .optimize import Optimised, optimise
+from .objective import Objective
+from .optimize import Optimised, Progress, optimise
 from .plan import Plan, Stage
-
-# after each iteration: (stage, iteration, J, weighted terms, evaluations so far, seconds, iterate (1, 3, H, W))
-StageCallback = Callable[[Stage, int, float, dict, int, float, np.ndarray], None]
+from .terms import ContentTerm, LossTerm, StyleTerm, TermFactory, TVTerm, auto_layer_weights, style_targets
 
 
 def blas_threads(model: Model) -> Any:
@@ -46,14 +44,27 @@ def stage_targets(
     return grams
 
 
-def loss_weights(model: Model, plan: Plan, grams: dict[str, np.ndarray]) -> LossWeights:
-    """The plan's weights; with auto style-layer weights, lambda_l derived from this stage's style targets."""
-    lam = plan.style_layer_weights
-    if lam is None:
-        lam = auto_layer_weights(grams, plan.style_layers)
-    return LossWeights(
-        plan.content_layer, plan.style_layers, lam, plan.content_weight, plan.style_weight, plan.options.tv_weight
-    )
+def stage_terms(
+    model: Model,
+    plan: Plan,
+    stage: Stage,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    extra: Sequence[TermFactory] = (),
+    cache: dict | None = None,
+) -> list[LossTerm]:
+    """The plan's terms at the stage's size: content, style (auto lambda_l from this stage's targets), TV when
+    weighted, then the extra terms built for this stage."""
+    grams = stage_targets(model, plan, stage, styles, cache)
+    lam = plan.style_layer_weights or auto_layer_weights(grams, plan.style_layers)
+    target = model.features(to_nchw(resize(content, stage.size)), keep_state=False)[plan.content_layer]
+    terms: list[LossTerm] = [
+        ContentTerm(target, plan.content_layer, plan.content_weight),
+        StyleTerm(grams, lam, plan.style_weight, plan.style_layers),
+    ]
+    if plan.tv_weight:
+        terms.append(TVTerm(plan.tv_weight))
+    return terms + [make(stage) for make in extra]
 
 
 def run_stage(
@@ -63,23 +74,22 @@ def run_stage(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
     x0: np.ndarray,
-    on_iteration: StageCallback | None = None,
+    on_iteration: Callable[[Progress], None] | None = None,
     cache: dict | None = None,
-) -> tuple[Optimised, LossWeights, float]:
-    """Optimise from x0 (H, W, 3) at the stage's size; (result, the weights used, setup seconds)."""
+    extra: Sequence[TermFactory] = (),
+) -> tuple[Optimised, list[LossTerm], float]:
+    """Optimise from x0 (H, W, 3) at the stage's size; (result, the terms used, setup seconds)."""
     t0 = time.perf_counter()
     with blas_threads(model):
-        grams = stage_targets(model, plan, stage, styles, cache)
-        weights = loss_weights(model, plan, grams)
-        objective = Objective(model, to_nchw(resize(content, stage.size)), grams, weights)
+        terms = stage_terms(model, plan, stage, content, styles, extra, cache)
+        objective = Objective(model, terms)
     setup = time.perf_counter() - t0
-    t1 = time.perf_counter()
 
-    def report(i: int, f: float, terms: dict, evals: int, x: np.ndarray) -> None:
+    def report(p: Progress) -> None:
+        p.stage, p.stages, p.size, p.iterations = stage.index, len(plan.stages), stage.size, stage.iterations
         if on_iteration is not None:
-            on_iteration(stage, i, f, terms, evals, time.perf_counter() - t1, x)
+            on_iteration(p)
 
     with blas_threads(model):
-        options = plan.options
-        run = optimise(objective, to_nchw(x0), stage.iterations, options.lbfgs_pairs, report, options.bounds)
-    return run, weights, setup
+        run = optimise(objective, to_nchw(x0), stage.iterations, plan.lbfgs_pairs, report, plan.bounds)
+    return run, terms, setup

@@ -19,42 +19,20 @@ from . import color
 from .errors import NonFiniteError
 from .images import resize
 from .model import Model
-from .optimize import Optimised
+from .optimize import Optimised, Progress
 from .options import INIT_KEYWORDS, OptionError, StylizeOptions, mix_ratio
 from .plan import Plan, Stage, plan_run
 from .stage import run_stage
-
-
-@dataclass
-class Progress:
-    iteration: int  # within the stage
-    iterations: int  # of the stage
-    loss: float
-    content: float  # weighted terms: content + style + tv == loss
-    style: float
-    tv: float
-    evaluations: int  # within the stage
-    elapsed: float  # seconds since the stage's optimisation started
-    stage: int = 1
-    stages: int = 1
-    size: tuple[int, int] = (0, 0)  # the stage's (h, w)
-    _x: np.ndarray | None = field(default=None, repr=False)
-    _finish: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
-
-    def image(self) -> np.ndarray:
-        """The current iterate as (H, W, 3) float32, as it would be written (colours recombined with
-        preserve_colors=luminance); computed on demand: most callbacks never need it."""
-        assert self._x is not None
-        image = self._x[0].transpose(1, 2, 0).astype(np.float32)
-        return self._finish(image) if self._finish is not None else image
+from .terms import LossTerm, TermFactory
 
 
 @dataclass
 class StylizeResult:
     image: np.ndarray  # (H, W, 3) float32 in [0, 1] at the final size: the last stage's lowest-loss image
     loss: float  # of the last stage run
-    terms: dict[str, float]
-    history: list[dict] = field(default_factory=list)  # per iteration: stage, iteration, loss, content, style, tv
+    terms: dict[str, float]  # weighted value per loss term at the image; they sum to loss
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)  # weighted breakdowns (style: per layer)
+    history: list[dict] = field(default_factory=list)  # per iteration: Progress.entry() (stage, iteration, loss, terms)
     iterations: int = 0  # over all stages
     evaluations: int = 0
     success: bool = True  # False if scipy stopped abnormally (reported, not raised)
@@ -67,6 +45,7 @@ class StylizeResult:
     plan: Plan | None = None
     stages: list[dict] = field(default_factory=list)  # per stage run: stage, size, iterations, seconds, loss, lambda
     stage: int = 0  # the stage the run ended in (< len(plan.stages) when interrupted or stopped early)
+    early_stop: str | None = None  # why a stage's optimisation ended before its iterations, in words
 
 
 def make_init(init: str, content: np.ndarray, seed: int, image: np.ndarray | None = None) -> np.ndarray:
@@ -108,19 +87,39 @@ def _colour_inputs(mode: str, content: np.ndarray, styles: Sequence[np.ndarray],
     return content, list(styles), init
 
 
-def _stage_record(stage: Stage, run: Optimised, lam: tuple[float, ...]) -> dict:
+def _stage_record(stage: Stage, run: Optimised, terms: Sequence[LossTerm]) -> dict:
     return {
         "stage": stage.index,
         "size": list(stage.size),
         "iterations": run.iterations,
         "evaluations": run.evaluations,
         "seconds": run.seconds,
-        "lbfgs_seconds": run.seconds - run.objective_seconds,
+        "lbfgs_seconds": run.lbfgs_seconds,
         "loss": run.loss,
         "terms": run.terms,
-        "style_layer_weights": list(lam),
+        "parts": run.parts,
+        "weights": {t.name: t.weight for t in terms},
+        # lambda_l of each term that weights layers (the style terms)
+        "layer_weights": {
+            t.name: dict(zip(t.layers, lam)) for t in terms if (lam := getattr(t, "layer_weights", None)) is not None
+        },
         "message": run.message,
+        "early_stop": run.early_stop,
     }
+
+
+def _check_plan(plan: Plan, options: StylizeOptions | None, overrides: dict[str, Any]) -> None:
+    """A plan is the run's one source of settings: options given beside it must be the ones it was made from."""
+    if options is None and not overrides:
+        return
+    asked, _ = resolve_options(options if options is not None else plan.options, dict(overrides))
+    if asked != plan.options:
+        differ = [f.name for f in dataclasses.fields(asked) if getattr(asked, f.name) != getattr(plan.options, f.name)]
+        raise OptionError(
+            "plan",
+            f"was made from other options than those given ({', '.join(differ)} differ); pass the options to "
+            "plan_run, or pass the plan alone",
+        )
 
 
 def stylize(
@@ -133,6 +132,7 @@ def stylize(
     init_image: np.ndarray | None = None,
     plan: Plan | None = None,
     target_cache: dict | None = None,
+    extra_terms: Sequence[TermFactory] = (),
     **overrides: Any,
 ) -> StylizeResult:
     """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]), stage by stage.
@@ -141,62 +141,54 @@ def stylize(
     (resized so their long side is the content's long side x style_scale, at every stage). Options may also be given
     as keywords (stylize(model, c, [s], iterations=100)); weights default to the model's manifest. init_image: the
     start image when options.init names one. plan: from plan_run (else planned here, without a memory check).
-    target_cache: a dict kept across calls on the same style arrays, so their Grams are computed once. The callback
-    gets a Progress after every iteration and may raise StopIteration to stop cleanly (then stopped=True).
+    target_cache: a dict kept across calls on the same style arrays, so their Grams are computed once. extra_terms:
+    loss terms added to the plan's (each built per stage by its factory, e.g. a temporal term). The callback gets a
+    Progress after every iteration and may raise StopIteration to stop cleanly (then stopped=True). With a plan,
+    the plan is the one source of settings: options or keywords that disagree with it raise OptionError.
     Ctrl-C ends the run with interrupted=True and the best image so far, resized to the final size."""
-    options, array_init = resolve_options(options, dict(overrides))
-    init_image = array_init if array_init is not None else init_image
     content = np.asarray(content, dtype=np.float32)
     if content.ndim != 3 or content.shape[2] != 3:
         raise ValueError(f"content must be (H, W, 3), got {content.shape}")
-    if plan is None:
-        plan = plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], options)
-    seen, run_styles, init_image = _colour_inputs(options.preserve_colors, content, styles, init_image)
-    luminance_only = options.preserve_colors == "luminance"
+    if plan is not None:
+        _check_plan(plan, options, overrides)
+    else:
+        resolved, _ = resolve_options(options, dict(overrides))
+        plan = plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], resolved)
+    if isinstance(overrides.get("init"), np.ndarray):
+        init_image = overrides["init"]
+    seen, run_styles, init_image = _colour_inputs(plan.preserve_colors, content, styles, init_image)
+    luminance_only = plan.preserve_colors == "luminance"
 
     def finish(image: np.ndarray, size: tuple[int, int] = plan.size) -> np.ndarray:
         """An iterate as it is written: at `size`, with the content's colours when luminance-only."""
         image = resize(image, size)
         return color.recombine(image, resize(content, size)) if luminance_only else image
 
-    def on_iteration(stage: Stage, i: int, f: float, terms: dict, evals: int, secs: float, x: np.ndarray) -> None:
+    def on_iteration(p: Progress) -> None:
         if callback is not None:
-            at_size = (lambda im: finish(im, stage.size)) if luminance_only else None
-            callback(
-                Progress(
-                    i,
-                    stage.iterations,
-                    f,
-                    terms["content"],
-                    terms["style"],
-                    terms["tv"],
-                    evals,
-                    secs,
-                    stage.index,
-                    len(plan.stages),
-                    stage.size,
-                    x,
-                    at_size,
-                )
-            )
+            if luminance_only:
+                p.finish = lambda im: finish(im, p.size)
+            callback(p)
 
-    x = make_init(options.init, resize(seen, plan.stages[0].size), options.seed, init_image)
+    x = make_init(plan.init, resize(seen, plan.stages[0].size), plan.seed, init_image)
     result = StylizeResult(image=x, loss=math.nan, terms={}, provider=model.provider, plan=plan)
     for stage in plan.stages:
         try:
             if stage.index > 1:
                 x = resize(x, stage.size)  # Lanczos upsampling of the previous stage's result, clipped to [0, 1]
-            run, weights, setup = run_stage(model, plan, stage, seen, run_styles, x, on_iteration, target_cache)
+            run, terms, setup = run_stage(
+                model, plan, stage, seen, run_styles, x, on_iteration, target_cache, extra_terms
+            )
         except NonFiniteError as e:
             e.image = None if e.image is None else finish(e.image)
-            e.history = result.history + [{"stage": stage.index, **h} for h in e.history]
+            e.history = result.history + [{**h, "stage": stage.index} for h in e.history]
             raise
         except KeyboardInterrupt:  # while a later stage prepared its targets: keep the stage before
             if stage.index == 1:
                 raise
             result.interrupted, result.success, result.message = True, False, "interrupted"
             break
-        _accumulate(result, stage, run, weights.style_layer_weights, setup)
+        _accumulate(result, stage, run, terms, setup, len(plan.stages))
         x = run.image
         if run.interrupted or run.stopped:
             break
@@ -204,13 +196,18 @@ def stylize(
     return result
 
 
-def _accumulate(result: StylizeResult, stage: Stage, run: Optimised, lam: tuple[float, ...], setup: float) -> None:
-    result.history += [{"stage": stage.index, **h} for h in run.history]
-    result.stages.append(_stage_record(stage, run, lam))
+def _accumulate(
+    result: StylizeResult, stage: Stage, run: Optimised, terms: Sequence[LossTerm], setup: float, stages: int
+) -> None:
+    result.history += [p.entry() for p in run.history]
+    result.stages.append(_stage_record(stage, run, terms))
     result.iterations += run.iterations
     result.evaluations += run.evaluations
     result.seconds += run.seconds
     result.setup_seconds += setup
     result.loss, result.terms, result.message, result.stage = run.loss, run.terms, run.message, stage.index
+    result.parts = run.parts
+    if run.early_stop and result.early_stop is None:
+        result.early_stop = run.early_stop if stages == 1 else f"stage {stage.index}/{stages}: {run.early_stop}"
     result.stopped, result.interrupted = run.stopped, run.interrupted
     result.success = result.success and run.status in (0, 1) and not run.stopped and not run.interrupted

@@ -64,7 +64,7 @@ def test_existing_output_untouched_when_the_run_fails(model_dir, content, style,
     out = tmp_path / "out.png"
     out.write_bytes(b"precious")
     error_line(nst_run(model_dir, content, tmp_path / "missing-style.png", "-o", out), 1)
-    error_line(nst_run(model_dir, content, style, "--style-weight", 1e300, "-o", out), 1)
+    error_line(nst_run(model_dir, content, style, "--tv-weight", 1e300, "-o", out), 1)
     error_line(invoke(content, style, "-o", out, model=tmp_path / "no-model"), 1)
     assert out.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]

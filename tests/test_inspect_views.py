@@ -135,9 +135,7 @@ def test_loss_plot_and_report_picture(synthetic_image):
             "iteration": i,
             "stage": 1 if i <= 5 else 2,
             "loss": 1e6 / i,
-            "content": 1e3 * i,
-            "style": 1e6 / i**2,
-            "tv": 0.0,
+            "terms": {"content": 1e3 * i, "style": 1e6 / i**2, "tv": 0.0},
         }
         for i in range(1, 11)
     ]

@@ -39,7 +39,7 @@ def test_low_memory_fits_what_the_default_does_not(
     m = read_manifest(model_dir)
     weights = (model_dir / m.weights.file).stat().st_size
     hw = fit_long_side(60, 80, 2000)
-    budget = (estimate_bytes(m, *hw, 20, weights) + estimate_bytes(m, *hw, 20, weights, low_memory=True)) // 2
+    budget = (estimate_bytes(m, *hw, 20, weights) + estimate_bytes(m, *hw, 5, weights)) // 2
     monkeypatch.setattr(memory, "available_bytes", lambda: budget)
     line = error_line(invoke(content, style, "--size", 2000, "-q", "-o", tmp_path / "o.png", model=model_dir), 1)
     assert "--low-memory" in line

@@ -66,15 +66,15 @@ class _Flaky:
         calls = [0]
 
         def call(image):
-            f, g, terms = objective(image)
+            ev = objective(image)
             calls[0] += 1
             if calls[0] > flaky.after:
                 if flaky.what == "loss":
-                    f = math.nan
+                    ev.loss = math.nan
                 else:
-                    g = g.copy()
-                    g.flat[0] = np.inf
-            return f, g, terms
+                    ev.grad = ev.grad.copy()
+                    ev.grad.flat[0] = np.inf
+            return ev
 
         return call
 
@@ -111,10 +111,15 @@ def test_nan_in_cli_keeps_last_finite_image(
     assert tmp_files(tmp_path) == []
 
 
-def test_overflowing_weight_in_cli(model_dir, content, style, tmp_path, nst_run, error_line):
+def test_overflowing_weight_in_cli(model_dir, content, style, tmp_path, nst_run):
+    """A weight far off the model's scale is warned about before the run; the overflow then fails in one line."""
     out = tmp_path / "out.png"
-    line = error_line(nst_run(model_dir, content, style, "--style-weight", 1e300, "-o", out), 1)
-    assert "iteration 1" in line and "NaN/Inf" in line and "nothing was written" in line
+    r = nst_run(model_dir, content, style, "--style-weight", 1e300, "-o", out)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    warning, line = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert warning.startswith("nst-run: warning: ") and "--style-weight 2e+06" in warning
+    assert line.startswith("nst-run: error: ") and "iteration 1" in line and "NaN/Inf" in line
+    assert "nothing was written" in line
     assert not out.exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 from nst.cli.run_cmd import frame_path
 from nst.engine import color, gram, load_model, stylize
 from nst.engine.images import to_nchw
-from nst.engine.objective import auto_layer_weights
+from nst.engine.terms import auto_layer_weights
 
 
 @pytest.fixture(scope="module")
@@ -150,4 +150,5 @@ def test_unbounded_lbfgs_clips_what_it_writes(model, synthetic_image):
         style_weight=1e9,
     )  # a strong pull, so unbounded iterates leave [0, 1]
     assert 0.0 <= r.image.min() and r.image.max() <= 1.0
-    assert r.stages[0]["lbfgs_seconds"] >= 0 and r.stages[0]["seconds"] >= r.stages[0]["lbfgs_seconds"]
+    # the optimiser's own time is recorded apart from the objective's: some, and a small part of the stage
+    assert 0.0 < r.stages[0]["lbfgs_seconds"] < 0.5 * r.stages[0]["seconds"]

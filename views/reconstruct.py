@@ -14,11 +14,10 @@ import numpy as np
 from PIL import Image
 
 from ..engine.images import resize
-from ..engine.manifest import Manifest
+from ..engine.manifest import Manifest, require_taps
 from ..engine.model import Model
 from ..engine.stylize import stylize
 from .grid import Cell, Figure
-from .layers import require_taps
 
 RELU_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONV_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Gatys et al.'s Fig. 1, when exported

@@ -12,12 +12,8 @@ from PIL import Image, ImageDraw
 
 from .grid import BACKGROUND, FAINT, INK, PAD, Cell, draw_grid, font, text_size
 
-SERIES = (
-    ("loss", "total J", (20, 20, 20)),
-    ("content", "alpha Jc", (31, 119, 180)),
-    ("style", "beta Js", (214, 39, 40)),
-    ("tv", "tau TV", (44, 160, 44)),
-)
+TOTAL = (20, 20, 20)
+PALETTE = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75))
 DEFAULT_THUMB = 200  # px: the long side of each picture in the report
 PLOT_HEIGHT = 260
 GRID = (215, 215, 215)
@@ -33,14 +29,14 @@ def _decades(values: Sequence[float]) -> tuple[int, int]:
 
 
 def _series(history: Sequence[dict]) -> list[tuple[str, tuple[int, int, int], list[float]]]:
-    """(legend, colour, values) of each term present in the history; tv only if it is ever non-zero."""
-    out = []
-    for key, name, colour in SERIES:
-        values = [float(h.get(key) or 0.0) for h in history]
-        if key == "tv" and not any(values):
-            continue
+    """(legend, colour, values): the total J, then each loss term by the name the run gave it, in the order the terms
+    first appear; a term that is never positive (weighted 0) is left out."""
+    names = list(dict.fromkeys(name for h in history for name in h.get("terms", {})))
+    out = [("total J", TOTAL, [float(h["loss"]) for h in history])]
+    for i, name in enumerate(names):
+        values = [float(h.get("terms", {}).get(name) or 0.0) for h in history]
         if any(v > 0 for v in values):
-            out.append((name, colour, values))
+            out.append((name, PALETTE[i % len(PALETTE)], values))
     return out
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.images import to_nchw
+from ..engine.manifest import require_taps
 from ..engine.model import Model
 from .image_set import ImageSet, Variant
-from .layers import require_taps
 from .receptive import Box, ReceptiveField, receptive_field
 
 PATCHES = 9  # per unit
