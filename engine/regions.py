@@ -29,17 +29,16 @@ NumPy (computed once per stage from an image) and are moved to the activations' 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
-from ..views.receptive import receptive_field
 from .losses import Array, gram, style_loss
 from .manifest import LayerSpec, Manifest
-from .objective import auto_layer_weights
+from .receptive import receptive_field
+from .terms import TermValue, auto_layer_weights
 
 METHODS = ("resize", "inside")
 INSIDE_THRESHOLD = 0.5  # "inside" binarises the mask: a pixel belongs to the region where m >= 0.5
@@ -172,15 +171,6 @@ def guided_style_loss(a_g: Array, mask_l: Array, g_target: Array) -> tuple[float
 
 
 # --- the loss term -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TermValue:
-    """The shape of engine.terms.TermValue (value unweighted by the term's weight; grads keyed by tap)."""
-
-    value: float
-    grads: dict[str, Array]
-    parts: dict[str, float] = field(default_factory=dict)
 
 
 class RegionStyleTerm:

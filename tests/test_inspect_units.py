@@ -12,8 +12,8 @@ from PIL import Image
 
 from nst.engine import ImageError, load_model
 from nst.engine.manifest import LayerSpec
+from nst.engine.receptive import ReceptiveField, receptive_field
 from nst.views.image_set import ImageSet, Source, folder_images, load_image_set
-from nst.views.receptive import ReceptiveField, receptive_field
 from nst.views.units import GREY, choose_units, crop, patch_pixels, search, to_nchw, unit_gradient
 
 

@@ -12,7 +12,7 @@ from scipy.optimize import minimize
 
 from nst.engine.losses import gram, style_loss
 from nst.engine.manifest import LayerSpec
-from nst.engine.objective import auto_layer_weights
+from nst.engine.terms import auto_layer_weights
 from nst.engine.regions import (
     RegionStyleTerm,
     coverage,

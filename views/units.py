@@ -15,8 +15,8 @@ import numpy as np
 from ..engine.images import to_nchw
 from ..engine.manifest import require_taps
 from ..engine.model import Model
+from ..engine.receptive import Box, ReceptiveField, receptive_field
 from .image_set import ImageSet, Variant
-from .receptive import Box, ReceptiveField, receptive_field
 
 PATCHES = 9  # per unit
 PER_SOURCE = 2  # at most this many patches from one source image

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..engine.manifest import LayerSpec
+from .manifest import LayerSpec
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right) in input pixels, bottom/right exclusive
 
