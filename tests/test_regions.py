@@ -12,7 +12,6 @@ from scipy.optimize import minimize
 
 from nst.engine.losses import gram, style_loss
 from nst.engine.manifest import LayerSpec
-from nst.engine.terms import auto_layer_weights
 from nst.engine.regions import (
     RegionStyleTerm,
     coverage,
@@ -21,6 +20,7 @@ from nst.engine.regions import (
     layer_masks,
     source_gram,
 )
+from nst.engine.terms import auto_layer_weights
 from nst.export.arch import vgg_layers
 
 try:
