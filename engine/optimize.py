@@ -124,7 +124,7 @@ class _Tracker:
         if ev.loss < self.best_f:
             self.best_f, self.best_x, self.best = ev.loss, x.copy(), ev
         self.last = ev
-        return ev.loss, ev.grad.astype(np.float64).ravel()  # float32 -> float64 for scipy
+        return ev.loss, ev.grad.astype(x.dtype, copy=False).ravel()  # float32 -> float64 for scipy
 
     def accepted(self, f: float, elapsed: float) -> Progress:
         """The record of an accepted iterate: its terms are the last evaluated point's, else the best one's."""
@@ -137,6 +137,30 @@ class _Tracker:
         return progress
 
 
+def _array_api_lbfgs(
+    track: _Tracker, x0: np.ndarray, iterations: int, maxcor: int, bounds: str, callback: Callable
+) -> tuple[str, int]:
+    """engine/lbfgs.py on the float32 image (no float64 boundary): box = each iterate projected onto [0, 1]."""
+    from .lbfgs import lbfgs
+
+    r = lbfgs(
+        track,
+        x0.astype(np.float32).ravel(),
+        max_iter=int(iterations),
+        history=int(maxcor),
+        bounds=(0.0, 1.0) if bounds == "box" else None,
+        max_evals=3 * int(iterations) + 20,
+        callback=lambda x, f: callback(_Accepted(x, f)),
+    )
+    return r.message, min(r.status, 2)  # 3 (stopped by the callback) reads as scipy's 2; `stopped` says which
+
+
+@dataclass
+class _Accepted:  # what scipy hands its callback (intermediate_result), for the array-API optimiser's iterates
+    x: np.ndarray
+    fun: float
+
+
 def optimise(
     objective: ObjectiveFn,
     x0: np.ndarray,
@@ -144,11 +168,14 @@ def optimise(
     maxcor: int,
     on_iteration: IterationFn | None = None,
     bounds: str = "box",
+    optimizer: str = "scipy",
 ) -> Optimised:
     """Minimise objective over x (1, 3, H, W) in [0, 1]. bounds: "box" (L-BFGS-B's bounds keep every iterate in
     [0, 1]) or "clip" (unbounded L-BFGS; the objective and the result see the iterate clipped to [0, 1], as most NST
-    tools do). on_iteration may raise StopIteration to stop cleanly; KeyboardInterrupt (Ctrl-C) ends the run with
-    interrupted=True and the best image so far; NonFiniteError is raised."""
+    tools do). optimizer: "scipy" (L-BFGS-B, float64) or "lbfgs" (engine/lbfgs.py on the float32 image, strong-Wolfe
+    line search; with "box" it projects each iterate onto [0, 1]). on_iteration may raise StopIteration to stop
+    cleanly; KeyboardInterrupt (Ctrl-C) ends the run with interrupted=True and the best image so far; NonFiniteError
+    is raised."""
     shape = x0.shape
     x64 = x0.astype(np.float64).ravel()
     track = _Tracker(objective, shape, x64, clip=bounds == "clip")
@@ -172,23 +199,26 @@ def optimise(
 
     interrupted = False
     try:
-        res = minimize(
-            track,
-            x64,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=Bounds(0.0, 1.0) if bounds == "box" else None,
-            callback=callback,
-            # ftol = gtol = 0: run the iterations asked for; stop early only if the line search fails.
-            options={
-                "maxiter": int(iterations),
-                "maxcor": int(maxcor),
-                "ftol": 0.0,
-                "gtol": 0.0,
-                "maxfun": 3 * int(iterations) + 20,
-            },
-        )
-        message, status = str(res.message), int(res.status)
+        if optimizer == "lbfgs":
+            message, status = _array_api_lbfgs(track, x0, iterations, maxcor, bounds, callback)
+        else:
+            res = minimize(
+                track,
+                x64,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=Bounds(0.0, 1.0) if bounds == "box" else None,
+                callback=callback,
+                # ftol = gtol = 0: run the iterations asked for; stop early only if the line search fails.
+                options={
+                    "maxiter": int(iterations),
+                    "maxcor": int(maxcor),
+                    "ftol": 0.0,
+                    "gtol": 0.0,
+                    "maxfun": 3 * int(iterations) + 20,
+                },
+            )
+            message, status = str(res.message), int(res.status)
     except KeyboardInterrupt:  # Ctrl-C: keep what was found so far; the caller decides what to write
         interrupted, message, status = True, "interrupted", -1
     best = track.best

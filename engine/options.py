@@ -15,6 +15,7 @@ from .model import Device
 
 LayerWeighting = Literal["auto", "equal"]
 Bounds = Literal["box", "clip"]
+Optimizer = Literal["scipy", "lbfgs"]
 INIT_KEYWORDS = ("content", "noise")  # plus "mix:R" and an image path
 LOW_MEMORY_MAXCOR = 5  # --low-memory's L-BFGS memory
 DEFAULT_MIN_SIZE = 256  # the first stage's long side when --min-size is not given
@@ -83,6 +84,11 @@ class StylizeOptions:
         "box: L-BFGS-B keeps every pixel in [0, 1]; clip: unbounded L-BFGS on the image clipped to [0, 1] "
         "(cheaper optimiser steps).",
     )
+    optimizer: Optimizer = _opt(
+        "scipy",
+        "scipy: scipy's L-BFGS-B (float64, exact box constraints); lbfgs: this project's L-BFGS on the array API "
+        "(float32, strong-Wolfe line search; with --bounds box each iterate is projected onto [0, 1]).",
+    )
     device: Device = _opt("auto", "auto (CUDA if onnxruntime offers it), cpu or cuda.")
     low_memory: bool = _opt(
         False,
@@ -102,8 +108,11 @@ class StylizeOptions:
                 f"{self.style_layer_weights!r} is unknown; choose one of: "
                 f"{', '.join(get_args(LayerWeighting))}, or numbers",
             )
-        if self.bounds not in get_args(Bounds):
-            raise OptionError("bounds", f"{self.bounds!r} is unknown; choose one of: {', '.join(get_args(Bounds))}")
+        for name, choices in (("bounds", Bounds), ("optimizer", Optimizer)):
+            if getattr(self, name) not in get_args(choices):
+                raise OptionError(
+                    name, f"{getattr(self, name)!r} is unknown; choose one of: {', '.join(get_args(choices))}"
+                )
         if self.preserve_colors not in get_args(PreserveColors):
             raise OptionError(
                 "preserve_colors",

@@ -43,6 +43,7 @@ class Plan:
     seed: int
     preserve_colors: str
     bounds: str
+    optimizer: str
     lbfgs_pairs: int  # --maxcor, or fewer with --low-memory
     stages: tuple[Stage, ...]
     memory_bytes: int  # estimated peak (the largest stage)
@@ -67,6 +68,7 @@ class Plan:
             "seed": self.seed,
             "preserve_colors": self.preserve_colors,
             "bounds": self.bounds,
+            "optimizer": self.optimizer,
             "lbfgs_pairs": self.lbfgs_pairs,
             "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in self.stages],
         }
@@ -214,6 +216,7 @@ def plan_run(
         seed=options.seed,
         preserve_colors=options.preserve_colors,
         bounds=options.bounds,
+        optimizer=options.optimizer,
         lbfgs_pairs=options.lbfgs_pairs,
         stages=tuple(stages),
         memory_bytes=need,

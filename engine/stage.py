@@ -91,5 +91,5 @@ def run_stage(
             on_iteration(p)
 
     with blas_threads(model):
-        run = optimise(objective, to_nchw(x0), stage.iterations, plan.lbfgs_pairs, report, plan.bounds)
+        run = optimise(objective, to_nchw(x0), stage.iterations, plan.lbfgs_pairs, report, plan.bounds, plan.optimizer)
     return run, terms, setup

@@ -63,6 +63,27 @@ def _error_line(result, code: int, prog: str = "nst-run") -> str:
     return lines[0]
 
 
+@pytest.fixture(params=["cpu", "device1"])
+def strict(request):
+    """(array_api_strict, NumPy -> strict array, strict array -> NumPy). On its non-CPU "device1" every NumPy function
+    given a strict array raises, as it would given a CuPy array: a NumPy call on the generic path fails there instead
+    of hiding."""
+    xps = pytest.importorskip("array_api_strict", reason="the array-API tests need array-api-strict (the test extra)")
+    if request.param == "cpu":
+        return xps, lambda a: xps.asarray(a)
+    try:
+        dev = xps.Device("device1")
+    except Exception as e:  # older array_api_strict: one device only
+        pytest.skip(f"array_api_strict {xps.__version__} has no second device: {e}")
+    return xps, lambda a: xps.asarray(a, device=dev)
+
+
+@pytest.fixture(scope="session")
+def from_strict():
+    """The function (array_api_strict module, strict array) -> NumPy array, from any device."""
+    return lambda xps, a: np.asarray(a.to_device(xps.Device("CPU_DEVICE")))
+
+
 # --- helper functions, as fixtures -----------------------------------------------------------------------------------
 
 

@@ -108,20 +108,6 @@ def test_losses_are_zero_at_target():
 # --- the array API: one code path for every namespace -------------------------------------------------------------
 
 
-@pytest.fixture(params=["cpu", "device1"])
-def strict(request):
-    """(array_api_strict, NumPy -> strict array). On its non-CPU "device1" every NumPy function given a strict array
-    raises, as it would given a CuPy array: a NumPy call on the generic path fails there instead of hiding."""
-    xps = pytest.importorskip("array_api_strict", reason="the array-API tests need array-api-strict (the test extra)")
-    if request.param == "cpu":
-        return xps, lambda a: xps.asarray(a)
-    try:
-        dev = xps.Device("device1")
-    except Exception as e:  # older array_api_strict: one device only
-        pytest.skip(f"array_api_strict {xps.__version__} has no second device: {e}")
-    return xps, lambda a: xps.asarray(a, device=dev)
-
-
 def to_numpy(xps, a) -> np.ndarray:
     return np.asarray(a.to_device(xps.Device("CPU_DEVICE")))
 

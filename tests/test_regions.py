@@ -140,19 +140,6 @@ def test_guided_losses_reject_mismatched_or_empty_masks():
 # --- the array API: the same code on array_api_strict arrays -------------------------------------------------------
 
 
-@pytest.fixture(params=["cpu", "device1"])
-def strict(request):
-    """(array_api_strict, NumPy -> strict array); on "device1" a NumPy call given a strict array raises, as on CuPy."""
-    xps = pytest.importorskip("array_api_strict", reason="the array-API tests need array-api-strict (the test extra)")
-    if request.param == "cpu":
-        return xps, lambda a: xps.asarray(a)
-    try:
-        dev = xps.Device("device1")
-    except Exception as e:  # older array_api_strict: one device only
-        pytest.skip(f"array_api_strict {xps.__version__} has no second device: {e}")
-    return xps, lambda a: xps.asarray(a, device=dev)
-
-
 def to_numpy(xps, a) -> np.ndarray:
     return np.asarray(a.to_device(xps.Device("CPU_DEVICE")))
 
