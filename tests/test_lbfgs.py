@@ -126,7 +126,14 @@ def test_stylize_with_the_array_api_optimizer(model_dir, synthetic_image):
     for optimizer in ("scipy", "lbfgs"):
         rec = Range()
         runs[optimizer] = stylize(
-            model, content, [style], size=64, scales=1, iterations=20, optimizer=optimizer, extra_terms=[lambda s: rec]
+            model,
+            content,
+            [style],
+            size=64,
+            scales=1,
+            iterations=20,
+            optimizer=optimizer,
+            extra_terms=[lambda s, rec=rec: rec],
         )
         assert rec.seen and all(0.0 <= lo and hi <= 1.0 for lo, hi in rec.seen)
     first = runs["lbfgs"].history[0]["loss"]
