@@ -63,9 +63,15 @@ class TorchObjective:
                     g = gram_t(feats[layer]) * b
                     self.target_s[layer] = g if layer not in self.target_s else self.target_s[layer] + g
 
-    def __call__(self, image: np.ndarray) -> tuple[float, np.ndarray]:
+    def __call__(
+        self,
+        image: np.ndarray,
+        relu_ties: dict[str, np.ndarray] | None = None,
+        pool_ties: dict[str, np.ndarray] | None = None,
+    ) -> tuple[float, np.ndarray]:
+        """(J, dJ/dimage). relu_ties, pool_ties: another implementation's decisions at near-ties (VGGFeatures)."""
         x = torch.from_numpy(image).requires_grad_(True)
-        feats = self.module(x)
+        feats = self.module(x, relu_ties, pool_ties)
         j = self.alpha * content_t(feats[self.cl], self.target_c)
         j = j + self.beta * sum(lam * style_t(feats[n], self.target_s[n]) for n, lam in zip(self.sl, self.lam))
         if self.tau:

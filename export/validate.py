@@ -50,6 +50,15 @@ def relu_ties(outputs: dict[str, np.ndarray], layers: list[Layer]) -> dict[str, 
     return ties
 
 
+def pool_ties(outputs: dict[str, np.ndarray], layers: list[Layer]) -> dict[str, np.ndarray]:
+    """The first-max masks a features graph saved, per max pool, for VGGFeatures' pool_ties."""
+    return {
+        layer.name: outputs[mask_name(layer.name)]
+        for layer in layers
+        if layer.kind == "pool" and mask_name(layer.name) in outputs
+    }
+
+
 def validate(
     model_dir: Path, files: dict[str, str], module: VGGFeatures, size: tuple[int, int], seed: int = 0
 ) -> Validation:
@@ -74,7 +83,8 @@ def validate(
     feed = {grad_name(t): g for t, g in grads.items()}
     feed.update({i.name: outs[i.name] for i in grad_sess.get_inputs() if i.name not in feed})
     (dx,) = grad_sess.run([GRAD_IMAGE], feed)
-    err = rel_l2(dx, vjp_np(module, image, grads, relu_ties=relu_ties(outs, module.layers)))
+    ties = {"relu_ties": relu_ties(outs, module.layers), "pool_ties": pool_ties(outs, module.layers)}
+    err = rel_l2(dx, vjp_np(module, image, grads, **ties))
     if not err <= GRADIENT_TOL:
         raise ExportValidationError(
             f"gradient graph differs from torch autograd: relative L2 {err:.3g} > {GRADIENT_TOL}"

@@ -15,7 +15,7 @@ from nst.export import ExportError, export_model  # noqa: E402
 from nst.export.arch import truncate  # noqa: E402
 from nst.export.onnx_graphs import GRAD_IMAGE, grad_name  # noqa: E402
 from nst.export.torch_vgg import VGGFeatures, features_np, vjp_np  # noqa: E402
-from nst.export.validate import rel_l2, relu_ties  # noqa: E402
+from nst.export.validate import pool_ties, rel_l2, relu_ties  # noqa: E402
 from nst.export.weights import load_weights  # noqa: E402
 
 TAPS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -41,7 +41,7 @@ def _check(d, module, image, rng):
     feed = {grad_name(t): g for t, g in grads.items()}
     feed.update({i.name: outs[i.name] for i in grad.get_inputs() if i.name not in feed})
     (dx,) = grad.run([GRAD_IMAGE], feed)
-    dref = vjp_np(module, image, grads, relu_ties=relu_ties(outs, module.layers))
+    dref = vjp_np(module, image, grads, relu_ties(outs, module.layers), pool_ties(outs, module.layers))
     assert dx.shape == image.shape
     assert rel_l2(dx, dref) <= 1e-4
     # a high percentile of the absolute error, relative to the gradient's scale
@@ -229,3 +229,12 @@ def test_taps_at_a_pre_pool_relu_and_at_a_pool(tmp_path):
     image = rng.random((1, 3, 45, 39), dtype=np.float32)
     image[:, :, :20] = 0.25  # ties
     _check(d, module, image, rng)
+    # the first-max rule on the graph's own values (the gradient check above adopts the graph's choice at near-ties)
+    feats, _ = _sessions(d)
+    relu, mask = feats.run(["relu1_2", "mask_pool1"], {"image": image})
+    _, c, h, w = relu.shape
+    win = relu[..., : h // 2 * 2, : w // 2 * 2].reshape(c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 2, 4)
+    win = win.reshape(c, h // 2, w // 2, 4)
+    first = np.eye(4, dtype=bool)[np.argmax(win, axis=-1)]  # np.argmax: the first maximum
+    assert (win == win.max(-1, keepdims=True)).sum(-1).max() > 1  # there are exact ties to resolve
+    assert np.array_equal(mask.reshape(4, c, h // 2, w // 2).transpose(1, 2, 3, 0), first)
