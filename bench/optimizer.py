@@ -6,8 +6,10 @@ per-layer Gram reductions of bench/quality.py).
     .venv/bin/python bench/optimizer.py --size 384 --maxcor 10 20 --bounds box
 
 Each run is a one-stage stylize() at --size (the variables are every pixel-channel: 512x384 = 590k), in this
-process, one after another; "L-BFGS ms/it" is the stage's time outside the objective (scipy's L-BFGS-B, the
-float64<->float32 conversions and the per-iteration callback) divided by its iterations. Needs ../shared/images."""
+process, one after another. "L-BFGS ms/it" and "setup s" are the engine's own record of the stage
+(workload.lbfgs_figures): its time outside the objective (scipy's L-BFGS-B, the float64<->float32 conversions and the
+per-iteration callback) less minimize()'s one-time setup, over its iterations; and that setup. Needs
+../shared/images."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from quality import SHARED, measure
+from workload import lbfgs_figures
 
 from nst.engine import load_image, load_model, read_manifest, save_image, stylize
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     content, style = load_image(SHARED / f"{c_stem}.jpg"), load_image(SHARED / f"{s_stem}.jpg")
     rows = []
     print(
-        "| maxcor | bounds | L-BFGS ms/it | objective ms/eval | evals/it | J | J_content | "
+        "| maxcor | bounds | L-BFGS ms/it | setup s | objective ms/eval | evals/it | J | J_content | "
         + " | ".join(f"{layer} ×" for layer in m.default_style_layers)
         + " |"
     )
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 maxcor=maxcor,
                 bounds=bounds,
             )
-            stage = r.stages[0]
+            lbfgs = lbfgs_figures(r.stages[0])
             save_image(r.image, args.out / f"maxcor{maxcor}_{bounds}.png")
             q = measure(model, content, style, r.image, list(m.default_style_layers), m.default_content_layer)
             row = {
@@ -68,15 +71,15 @@ def main(argv: list[str] | None = None) -> int:
                 "bounds": bounds,
                 "iterations": r.iterations,
                 "evaluations": r.evaluations,
-                "lbfgs_ms_per_it": 1e3 * stage["lbfgs_seconds"] / r.iterations,
-                "objective_ms_per_eval": 1e3 * (stage["seconds"] - stage["lbfgs_seconds"]) / r.evaluations,
+                **lbfgs,
                 "loss": r.loss,
                 "wall_s": time.perf_counter() - t0,
                 **q,
             }
             rows.append(row)
             print(
-                f"| {maxcor} | {bounds} | {row['lbfgs_ms_per_it']:.0f} | {row['objective_ms_per_eval']:.0f} | "
+                f"| {maxcor} | {bounds} | {1e3 * lbfgs['lbfgs_s_per_iteration']:.0f} | "
+                f"{lbfgs['lbfgs_setup_seconds']:.1f} | {1e3 * lbfgs['objective_s_per_evaluation']:.0f} | "
                 f"{r.evaluations / r.iterations:.2f} | {r.loss:.4g} | {q['J_content']:.3g} | "
                 + " | ".join(f"{q['reduction'][layer]:.0f}" for layer in m.default_style_layers)
                 + " |",

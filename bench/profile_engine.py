@@ -42,11 +42,11 @@ def med(f, runs: int, warm: int = 1) -> float:
 
 def ort_profile(model_dir: Path, m: Manifest, image: np.ndarray, grads: dict, runs: int) -> dict:
     """Per-op-type and per-node kernel times (median over runs) for both graphs, from ORT's own profiler."""
-    from nst.engine.model import _session_options, import_ort
+    from nst.engine.model import import_ort, session_options
 
     ort = import_ort()
     out = {}
-    opts = _session_options(ort, True, None, False)  # the engine's own options, plus profiling
+    opts = session_options(ort, on_cpu=True)  # the engine's own options, plus profiling
     opts.enable_profiling = True
     opts.profile_file_prefix = str(Path("/tmp") / f"nst-ortprof-{os.getpid()}")
     feat, grad = (
@@ -76,8 +76,8 @@ def ort_profile(model_dir: Path, m: Manifest, image: np.ndarray, grads: dict, ru
                 node_op[n] = e.get("args", {}).get("op_name", "?")
         # drop the first (warm-up) run of every node
         node_med = {n: statistics.median(d[1:] if len(d) > 1 else d) / 1e3 for n, d in per_node.items()}
-        by_op = collections.Counter()
-        count_op = collections.Counter()
+        by_op: collections.Counter[str] = collections.Counter()
+        count_op: collections.Counter[str] = collections.Counter()
         for n, t in node_med.items():
             by_op[node_op[n]] += t
             count_op[node_op[n]] += 1
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
 
     from nst.engine import load_model
     from nst.engine.model import cpu_count
-    from nst.engine.objective import style_targets
+    from nst.engine.terms import style_targets
 
     model = load_model(a.model, "cpu")
     m = model.manifest

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         epes = []
         for zoom, dx, dy in MOTIONS.values():
             m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 0.0, zoom)
-            m[:, 2] += (dx, dy)
+            m[:, 2] += np.array([dx, dy])
             b = cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             tx, ty = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
             truth = np.stack([tx - xs, ty - ys], axis=-1)

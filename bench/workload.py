@@ -69,18 +69,39 @@ def engine_objective(model_dir, size: int, arena: bool = False):
     sources)). The loss is the seeds' J with equal style-layer weights and the manifest's beta for them, which is what
     the torch reference computes (the engine's default auto weights cost the same per evaluation)."""
     from nst.engine import load_model
-    from nst.engine.objective import LossWeights, Objective, style_targets
+    from nst.engine.objective import Objective
+    from nst.engine.terms import ContentTerm, StyleTerm, style_targets
 
     model = load_model(model_dir, "cpu", arena=arena)
     m = model.manifest
     content, style, sources = bench_images(size)
-    layers = m.default_style_layers
-    weights = LossWeights(
-        m.default_content_layer, layers, (1.0 / len(layers),) * len(layers), m.content_weight, m.style_weight_equal, 0.0
-    )
-    grams = style_targets(model, [to_nchw(style)], [1.0], layers)
-    objective = Objective(model, to_nchw(content), grams, weights)
-    return model, objective, start_image(content), (content, style, sources)
+    layers = tuple(m.default_style_layers)
+    content_target = model.features(to_nchw(content), keep_state=False)[m.default_content_layer]
+    terms = [
+        ContentTerm(content_target, m.default_content_layer, m.content_weight),
+        StyleTerm(
+            style_targets(model, [to_nchw(style)], [1.0], layers),
+            (1.0 / len(layers),) * len(layers),
+            m.style_weight_equal,
+            layers,
+        ),
+    ]
+    return model, Objective(model, terms), start_image(content), (content, style, sources)
+
+
+def lbfgs_figures(stage: dict) -> dict:
+    """scipy L-BFGS-B's own time in one stage of a stylize() run, read from the engine's stage record: lbfgs_seconds
+    is the stage's time outside the objective (L-BFGS-B, the float64 <-> float32 boundary, the callbacks), of which
+    lbfgs_setup_seconds fell before the first evaluation (minimize()'s one-time setup). Per iteration is the rest
+    over the iterations: a mean, which grows with the correction pairs stored (up to maxcor), so a short run
+    understates a long one's."""
+    iterations, evaluations = max(1, stage["iterations"]), max(1, stage["evaluations"])
+    return {
+        "lbfgs_seconds": stage["lbfgs_seconds"],
+        "lbfgs_setup_seconds": stage["lbfgs_setup_seconds"],
+        "lbfgs_s_per_iteration": (stage["lbfgs_seconds"] - stage["lbfgs_setup_seconds"]) / iterations,
+        "objective_s_per_evaluation": (stage["seconds"] - stage["lbfgs_seconds"]) / evaluations,
+    }
 
 
 @contextlib.contextmanager

@@ -119,7 +119,9 @@ class Model:
         return binding.get_outputs()[0].numpy()
 
 
-def _session_options(ort: Any, on_cpu: bool, threads: int | None, arena: bool) -> Any:
+def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: bool = False) -> Any:
+    """The onnxruntime SessionOptions load_model gives both sessions (ort: the module from import_ort). Public so that
+    a profiler or an experiment can start from the engine's own settings and change one."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
     # onnxruntime's CPU arena keeps each session's largest buffers for the next run; without it, peak memory at
@@ -149,7 +151,7 @@ def load_model(
         providers[0] = ("CUDAExecutionProvider", {"use_tf32": "1" if tf32 else "0"})
     path = Path(path)
     manifest = read_manifest(path)
-    opts = _session_options(ort, providers[0] == "CPUExecutionProvider", threads, arena)
+    opts = session_options(ort, providers[0] == "CPUExecutionProvider", threads, arena)
     sessions = []
     for graph in (manifest.features, manifest.gradient):
         file = path / graph.file

@@ -95,6 +95,7 @@ def _stage_record(stage: Stage, run: Optimised, terms: Sequence[LossTerm]) -> di
         "evaluations": run.evaluations,
         "seconds": run.seconds,
         "lbfgs_seconds": run.lbfgs_seconds,
+        "lbfgs_setup_seconds": run.lbfgs_setup_seconds,
         "loss": run.loss,
         "terms": run.terms,
         "parts": run.parts,

@@ -152,3 +152,5 @@ def test_unbounded_lbfgs_clips_what_it_writes(model, synthetic_image):
     assert 0.0 <= r.image.min() and r.image.max() <= 1.0
     # the optimiser's own time is recorded apart from the objective's: some, and a small part of the stage
     assert 0.0 < r.stages[0]["lbfgs_seconds"] < 0.5 * r.stages[0]["seconds"]
+    # of which minimize()'s setup, before the first evaluation, is a part
+    assert 0.0 < r.stages[0]["lbfgs_setup_seconds"] < r.stages[0]["lbfgs_seconds"]
