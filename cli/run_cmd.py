@@ -19,7 +19,7 @@ from ..engine.manifest import DEFAULT_MODEL_DIR
 from ..engine.options import OptionError, StylizeOptions, init_is_image
 from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import option_error, stylize_options
-from .outputs import check_writable, frame_path, run_record, write_log
+from .outputs import check_writable, frame_path, result_facts, run_record, write_log
 from .progress import ProgressBar
 from .run_report import check_report, write_report
 
@@ -61,20 +61,28 @@ def load_inputs(model_dir: Path, images: list[Path], options: StylizeOptions, ma
     return model, content, styles, init
 
 
-def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Path], options: StylizeOptions) -> Any:
-    from ..engine import NSTError, memory, plan_run
+def checked_plan(model: Any, content: Any, styles: list[Any], options: StylizeOptions, style_names: list[str]) -> Any:
+    """plan_run with the model's weights and, on the CPU, the memory check against what is free now (nst-run and
+    nst-web plan through this). Raises the engine's OptionError, SizeError, MemoryEstimateError, ..."""
+    from ..engine import memory, plan_run
 
     on_cpu = model.provider == "CPUExecutionProvider"  # on CUDA the host RAM is not the limit
+    return plan_run(
+        model.manifest,
+        content.shape[:2],
+        [s.shape[:2] for s in styles],
+        options,
+        weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
+        available=memory.available_bytes() if on_cpu else None,
+        style_names=style_names,
+    )
+
+
+def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Path], options: StylizeOptions) -> Any:
+    from ..engine import NSTError
+
     try:
-        return plan_run(
-            model.manifest,
-            content.shape[:2],
-            [s.shape[:2] for s in styles],
-            options,
-            weights_bytes=(model.path / model.manifest.weights.file).stat().st_size,
-            available=memory.available_bytes() if on_cpu else None,
-            style_names=[f"style image {p}" for p in style_paths],
-        )
+        return checked_plan(model, content, styles, options, [f"style image {p}" for p in style_paths])
     except OptionError as e:
         raise option_error(PROG, e) from None
     except NSTError as e:
@@ -120,17 +128,7 @@ def write_result(result: Any, out: Path, log_json: Path | None, record: dict) ->
 
     if result.interrupted and not math.isfinite(result.loss):
         raise fail(PROG, "interrupted before the first evaluation finished; nothing was written", INTERRUPTED)
-    facts = {
-        "history": result.history,
-        "evaluations": result.evaluations,
-        "iterations": result.iterations,
-        "loss": result.loss,
-        "terms": result.terms,
-        "seconds": result.seconds,
-        "message": result.message,
-        "interrupted": result.interrupted,
-        "stages": result.stages,
-    }
+    facts = result_facts(result)
     for target, write in (
         (out, lambda: save_image(result.image, out)),
         (log_json, lambda: write_log(log_json, {**record, **facts})),
