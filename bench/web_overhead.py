@@ -104,6 +104,7 @@ def main() -> None:
                 web = through_web(url, content, style, args.size, args.iterations)
                 cli = through_cli(args.model, content, style, args.size, args.iterations, folder)
                 pairs.append({"web": web, "cli": cli})
+                print(json.dumps(pairs[-1]), file=sys.stderr, flush=True)  # each pair as it ends: runs are long
         finally:
             server.stop()
             thread.join(30)

@@ -1,5 +1,5 @@
-"""The runtime needs no PyTorch: no module on nst-run's, nst-batch's or nst-web's path imports torch, and both work where
-`import torch` fails (nst-batch's worker processes included)."""
+"""The runtime needs no PyTorch: no module on nst-run's, nst-batch's or nst-web's path imports torch, and nst-run and
+nst-batch work where `import torch` fails (nst-batch's worker processes included)."""
 
 from __future__ import annotations
 

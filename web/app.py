@@ -33,7 +33,7 @@ from ..engine.options import OptionError
 from . import examples
 from .form import page_options, parse_options
 from .hub import SessionHub
-from .jobs import Job, JobQueue
+from .jobs import FINISHED, Job, JobQueue
 from .runner import PREVIEW_EVERY, StylizeRunner, Work, plan_error
 
 MAX_STYLES = 4
@@ -125,6 +125,7 @@ def create_app(
         queue = JobQueue(runner)
         hub = SessionHub(asyncio.get_running_loop(), queue.cancel_session, grace)
         queue.add_listener(hub.publish)
+        queue.add_listener(_release_when_finished)
         state.update(queue=queue, hub=hub)
         try:
             yield
@@ -269,6 +270,11 @@ def create_app(
     )
     app.state.closing = closing
     return app
+
+
+def _release_when_finished(job: Job, event: dict) -> None:
+    if event.get("type") == "state" and event["state"] in FINISHED:
+        job.work.release()
 
 
 def _sse(event: dict) -> str:

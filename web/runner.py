@@ -39,6 +39,11 @@ class Work:
     style_names: list[str]
     options: StylizeOptions
 
+    def release(self) -> None:
+        """Drop the decoded images once the job has finished (a full-size photo is 12 bytes a pixel as float32);
+        the names and options stay for the runs list."""
+        self.content, self.styles = np.zeros((0, 0, 3), np.float32), []
+
 
 @dataclass
 class Output:
