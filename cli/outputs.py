@@ -47,6 +47,24 @@ def run_record(options: StylizeOptions, content: Path, styles: list[Path], model
     }
 
 
+def result_facts(result: Any) -> dict:
+    """The facts of a finished run (a StylizeResult) that the JSON log adds to run_record's."""
+    return {
+        "history": result.history,
+        "evaluations": result.evaluations,
+        "iterations": result.iterations,
+        "loss": result.loss,
+        "terms": result.terms,
+        "parts": result.parts,
+        "seconds": result.seconds,
+        "message": result.message,
+        "early_stop": result.early_stop,
+        "stopped": result.stopped,
+        "interrupted": result.interrupted,
+        "stages": result.stages,
+    }
+
+
 def write_log(path: Path | None, record: dict) -> None:
     if path is not None:
         atomic_json(record, path)

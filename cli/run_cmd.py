@@ -19,7 +19,7 @@ from ..engine.manifest import DEFAULT_MODEL_DIR
 from ..engine.options import OptionError, StylizeOptions, init_is_image
 from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import option_error, stylize_options
-from .outputs import check_writable, frame_path, run_record, write_log
+from .outputs import check_writable, frame_path, result_facts, run_record, write_log
 from .progress import ProgressBar, terms_text
 from .run_report import check_report, write_report
 
@@ -121,19 +121,7 @@ def write_result(result: Any, out: Path, log_json: Path | None, record: dict) ->
 
     if result.interrupted and not math.isfinite(result.loss):
         raise fail(PROG, "interrupted before the first evaluation finished; nothing was written", INTERRUPTED)
-    facts = {
-        "history": result.history,
-        "evaluations": result.evaluations,
-        "iterations": result.iterations,
-        "loss": result.loss,
-        "terms": result.terms,
-        "parts": result.parts,
-        "seconds": result.seconds,
-        "message": result.message,
-        "early_stop": result.early_stop,
-        "interrupted": result.interrupted,
-        "stages": result.stages,
-    }
+    facts = result_facts(result)
     for target, write in (
         (out, lambda: save_image(result.image, out)),
         (log_json, lambda: write_log(log_json, {**record, **facts})),

@@ -15,8 +15,11 @@ t $B/nst-inspect units --layer relu5_1 --units 4 --tile 72 --gradient -o docs/un
 t $B/nst-inspect reconstruct $S/tubingen.jpg $S/starry_night.jpg --cell 120 -o docs/reconstruct.png
 t $B/nst-inspect sweep $S/golden_gate.jpg $S/the_scream.jpg --cell 136 -o docs/sweep.png
 t $B/nst-run $S/tubingen.jpg $S/starry_night.jpg --size 384 --iterations 200 -o out/docs/tubingen.png --report docs/report.png
+# nst-web's page mid-run: the browser test on the demo pair at 256 px, its screenshot 25 s after the preview changed
+t env NST_WEB_SIZE=256 NST_WEB_SCREENSHOT=docs/web.png NST_WEB_SHOT_DELAY=25 $B/python -m pytest -q \
+  tests/test_web_browser.py
 $B/python - docs/units-relu1_1.png docs/units-relu3_1.png docs/units-relu5_1-gradient.png docs/reconstruct.png \
-  docs/sweep.png docs/report.png <<'PY'
+  docs/sweep.png docs/report.png docs/web.png <<'PY'
 import sys
 from PIL import Image
 for path in sys.argv[1:]:

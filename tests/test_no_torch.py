@@ -1,5 +1,5 @@
-"""The runtime needs no PyTorch: no module on nst-run's or nst-batch's path imports torch, and both work where
-`import torch` fails (nst-batch's worker processes included)."""
+"""The runtime needs no PyTorch: no module on nst-run's, nst-batch's or nst-web's path imports torch, and nst-run and
+nst-batch work where `import torch` fails (nst-batch's worker processes included)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_no_torch_import_in_runtime_sources():
-    for folder in ("engine", "cli", "batch", "views", "video"):
+    for folder in ("engine", "cli", "batch", "views", "video", "web"):
         for path in (ROOT / folder).glob("*.py"):
             if path.name == "export_cmd.py":  # nst-export's CLI imports nst.export lazily, inside the command
                 continue
@@ -43,6 +43,7 @@ def test_runtime_imports_load_no_torch():
         "import nst.cli.inspect_cmd, nst.views.units, nst.views.units_figure, nst.views.reconstruct, nst.views.sweep\n"
         "import nst.views.report, nst.views.image_set, nst.cli.run_report\n"
         "import nst.video.source, nst.video.sink, nst.video.flow\n"
+        "import nst.cli.web_cmd, nst.web.jobs, nst.web.runner, nst.web.examples\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]\n"
         "print('ok')"
     )
