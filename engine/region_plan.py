@@ -37,10 +37,10 @@ class Regions:
         return {
             "mask_method": self.method,
             "styles": [
-                {"mask": label, "source_mask": source, "coverage": cov}
+                {"mask": label, "source_mask": source, "coverage": {la: round(c, 4) for la, c in cov.items()}}
                 for label, source, cov in zip(self.labels, self.source_labels, self.coverage)
             ],
-            "uncovered": self.uncovered,
+            "uncovered": round(self.uncovered, 4),
         }
 
 
