@@ -20,7 +20,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-from ..engine.options import OptionError, StylizeOptions, option_names
+from ..engine.options import NO_MASK, OptionError, StylizeOptions, field_named, flag, is_path_list, option_names
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 OUTPUT_SUFFIX = ".png"
@@ -126,8 +126,11 @@ def _parse_as(kind: Any, text: str) -> Any:
 
 def parse_option(name: str, text: str) -> Any:
     """A --pairs cell -> the StylizeOptions field's type (lists: commas or spaces; bools: 1/0, true/false, yes/no;
-    a field that takes a keyword or numbers, such as style_layer_weights, either). ValueError naming the problem."""
+    a field that takes a keyword or numbers, such as style_layer_weights, either; a mask: one path). ValueError naming
+    the problem."""
     text = text.strip()
+    if is_path_list(name):  # a job has one style image: one mask path (commas and spaces are the path's)
+        return (text,)
     problems = []
     for kind in _kinds(_HINTS[name]):
         try:
@@ -137,13 +140,13 @@ def parse_option(name: str, text: str) -> Any:
     raise ValueError(problems[0] if len(problems) == 1 else f"{text!r} is not valid here")
 
 
-def _row_overrides(row: dict[str, str], where: str) -> Overrides:
+def _row_overrides(row: dict[str, str], where: str, csv_path: Path) -> Overrides:
     known = set(option_names())
     overrides = {}
     for column, cell in row.items():
         if column in ("content", "style") or cell is None or not cell.strip():
             continue
-        name = column.strip().replace("-", "_")
+        name = field_named(column) or column.strip()
         if name not in known:
             raise JobError(
                 f"{where}: unknown column {column!r}; columns are content, style and nst-run options "
@@ -153,6 +156,8 @@ def _row_overrides(row: dict[str, str], where: str) -> Overrides:
             overrides[name] = parse_option(name, cell)
         except ValueError as e:
             raise JobError(f"{where}: column {column} {e}") from None
+        if is_path_list(name):  # a mask file, relative to the CSV like the images
+            overrides[name] = tuple(p if p == NO_MASK else _relative(csv_path, p) for p in overrides[name])
     return tuple(sorted(overrides.items()))
 
 
@@ -177,7 +182,7 @@ def read_pairs(path: Path) -> list[Pair]:
         where = f"--pairs {path} line {number}"
         if not (row.get("content") or "").strip() or not (row.get("style") or "").strip():
             raise JobError(f"{where}: content and style must both be given")
-        overrides = _row_overrides(row, where)
+        overrides = _row_overrides(row, where, path)
         for content in expand_paths([_relative(path, row["content"])], f"{where}: content"):
             for style in expand_paths([_relative(path, row["style"])], f"{where}: style"):
                 out.append((content, style, overrides))
@@ -214,12 +219,25 @@ def name_jobs(pairs: Sequence[Pair], outdir: Path) -> list[Job]:
 
 
 def check_overrides(jobs: Sequence[Job], base: StylizeOptions) -> None:
-    """Every job's options must be valid (a bad --pairs cell is a command-line error, found before any work)."""
+    """Every job's options must be valid (a bad --pairs cell is a command-line error, found before any work), and its
+    masks one per style image (a job has one) and existing files."""
     for job in jobs:
         try:
-            job.options(base)
+            options = job.options(base)
         except OptionError as e:
             raise JobError(f"--pairs row for {job.content} x {job.style}: {e.option} {e.problem}") from None
+        for name in ("style_masks", "style_source_masks"):
+            paths = getattr(options, name) or ()
+            if len(paths) > 1:
+                raise JobError(
+                    f"{flag(name)} is given {len(paths)} times but a batch job has one style image; give one "
+                    f"(the {name.replace('_', ' ')[:-1]} column of --pairs for per-row masks)"
+                )
+            missing = [p for p in paths if p != NO_MASK and not Path(p).is_file()]
+            if missing:
+                raise JobError(
+                    f"{flag(name)} {missing[0]} (for {job.content} x {job.style}) is not a file; check the path"
+                )
 
 
 def build_jobs(

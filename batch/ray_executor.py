@@ -21,7 +21,7 @@ from typing import Any
 from ..engine.errors import ModelError, NSTError
 from ..engine.files import sha256_file
 from ..engine.manifest import MANIFEST_FILE, read_manifest
-from ..engine.options import StylizeOptions, init_is_image
+from ..engine.options import NO_MASK, StylizeOptions, init_is_image
 from .worker import JobRunner, Outcome, Task, describe, failed, one_line, worker_id
 
 MAX_ATTEMPTS = 2
@@ -96,7 +96,12 @@ class Stylizer:
 
 
 def _inputs(task: Task) -> list[str]:
-    return [task.content, task.style] + ([task.options.init] if init_is_image(task.options.init) else [])
+    masks = [*(task.options.style_masks or ()), *(task.options.style_source_masks or ())]
+    return (
+        [task.content, task.style]
+        + ([task.options.init] if init_is_image(task.options.init) else [])
+        + [m for m in masks if m != NO_MASK]
+    )
 
 
 def _cause(error: Exception) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.errors import NSTError
-from ..engine.options import OptionError, StylizeOptions, init_is_image
+from ..engine.options import NO_MASK, OptionError, StylizeOptions, init_is_image
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,13 @@ class JobRunner:
 
     def _run(self, task: Task, mapping: Mapping[str, str], started: float) -> Outcome:
         from ..engine import load_image, stylize
+        from ..engine.images import load_mask
         from ..engine.plan import plan_for_model
+
+        def masks(paths: tuple[str, ...] | None) -> list[Any] | None:
+            if paths is None:
+                return None
+            return [None if p == NO_MASK else load_mask(mapping.get(p, p), task.max_pixels) for p in paths]
 
         loaded = self.load_seconds
         options = task.options
@@ -148,14 +154,22 @@ class JobRunner:
         if init_is_image(options.init):
             init = load_image(mapping.get(options.init, options.init), task.max_pixels)
         plan = plan_for_model(
-            model, content.shape[:2], [style.shape[:2]], options, style_names=[f"style image {task.style}"]
+            model,
+            content.shape[:2],
+            [style.shape[:2]],
+            options,
+            style_names=[f"style image {task.style}"],
+            style_masks=masks(options.style_masks),
+            style_source_masks=masks(options.style_source_masks),
         )
         result = stylize(model, content, [style], init_image=init, plan=plan)
         if result.interrupted:
             return failed("interrupted", started)
         image = encode_image(result.image, task.suffix)
+        regions = {} if plan.regions is None else {"regions": plan.regions.resolved()}  # mask files and coverage
         return Outcome(
             {
+                **regions,
                 "status": "done",
                 "error": None,
                 "seconds": time.perf_counter() - started,

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
 
-from ..engine.options import OptionError, StylizeOptions, flag
+from ..engine.options import OptionError, StylizeOptions, flag, is_path_list
 from .common import USAGE_ERROR, fail, split_names
 
 _HINTS = typing.get_type_hints(StylizeOptions)
@@ -43,7 +43,8 @@ def _words(hint: Any) -> tuple[str, ...]:
 
 def _parameter(f: dataclasses.Field) -> inspect.Parameter:
     hint = _HINTS[f.name]
-    decls = [flag(f.name)] if hint is bool else []  # a plain flag, not --x/--no-x
+    # a plain flag, not --x/--no-x; a field with its own spelling (--style-mask for style_masks)
+    decls = [flag(f.name)] if hint is bool or "flag" in f.metadata else []
     listed = _tuple_element(hint) is not None  # parsed by _convert; its default is the field's, said in the help
     option = typer.Option(*decls, help=f.metadata["help"], show_default=f.default is not None and not listed)
     return inspect.Parameter(
@@ -59,6 +60,8 @@ def _convert(prog: str, f: dataclasses.Field, value: Any) -> Any:
     element = _tuple_element(_HINTS[f.name])
     if element is None:
         return value
+    if is_path_list(f.name):  # one path per repeated option: a path may hold commas or spaces
+        return tuple(value) if value else f.default
     names = split_names(value)
     if names is None:
         return f.default

@@ -16,7 +16,7 @@ import typer
 
 from ..engine.images import DEFAULT_MAX_PIXELS
 from ..engine.manifest import DEFAULT_MODEL_DIR
-from ..engine.options import OptionError, StylizeOptions, init_is_image
+from ..engine.options import NO_MASK, OptionError, StylizeOptions, flag, init_is_image
 from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import option_error, stylize_options
 from .outputs import check_writable, frame_path, result_facts, run_record, write_log
@@ -61,7 +61,27 @@ def load_inputs(model_dir: Path, images: list[Path], options: StylizeOptions, ma
     return model, content, styles, init
 
 
-def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Path], options: StylizeOptions) -> Any:
+def load_masks(options: StylizeOptions, max_pixels: int) -> tuple[list[Any] | None, list[Any] | None]:
+    """The --style-mask and --style-source-mask files as grey arrays (None for `none`); an unreadable one is a bad
+    command line (exit 2): nothing has run yet."""
+    from ..engine import NSTError
+    from ..engine.images import load_mask
+
+    def load(name: str) -> list[Any] | None:
+        paths = getattr(options, name)
+        if paths is None:
+            return None
+        try:
+            return [None if p == NO_MASK else load_mask(p, max_pixels) for p in paths]
+        except NSTError as e:
+            raise fail(PROG, f"{flag(name)}: {e}", USAGE_ERROR) from None
+
+    return load("style_masks"), load("style_source_masks")
+
+
+def make_plan(
+    model: Any, content: Any, styles: list[Any], style_paths: list[Path], options: StylizeOptions, masks: tuple
+) -> Any:
     from ..engine import NSTError
     from ..engine.plan import plan_for_model
 
@@ -72,6 +92,8 @@ def make_plan(model: Any, content: Any, styles: list[Any], style_paths: list[Pat
             [s.shape[:2] for s in styles],
             options,
             style_names=[f"style image {p}" for p in style_paths],
+            style_masks=masks[0],
+            style_source_masks=masks[1],
         )
     except OptionError as e:
         raise option_error(PROG, e) from None
@@ -178,14 +200,15 @@ def run(
 
     t_setup = time.perf_counter()
     nst_model, content, styles, init_image = load_inputs(model, images, options, max_pixels)
-    plan = make_plan(nst_model, content, styles, images[1:], options)
+    masks = load_masks(options, max_pixels)
+    plan = make_plan(nst_model, content, styles, images[1:], options, masks)
     record = run_record(options, images[0], images[1:], nst_model, plan)
     result, error = stylize_with_progress(nst_model, content, styles, init_image, plan, out, save_every, quiet)
     record["setup_seconds"] = time.perf_counter() - t_setup - (result.seconds if result else 0.0)
     if error is not None:
         raise report_failure(error, out, log_json, record)
     write_result(result, out, log_json, record)
-    write_report(PROG, report, images, content, styles, result)
+    write_report(PROG, report, images, content, styles, result, masks[0])
     if result.interrupted:
         stages = len(result.plan.stages)
         where = f" in stage {result.stage}/{stages}, resized to the final size," if result.stage < stages else ""

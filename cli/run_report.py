@@ -37,15 +37,22 @@ def report_title(images: list[Path], result: Any) -> str:
 
 
 def write_report(
-    prog: str, path: Path | None, images: list[Path], content: Any, styles: list[Any], result: Any
+    prog: str,
+    path: Path | None,
+    images: list[Path],
+    content: Any,
+    styles: list[Any],
+    result: Any,
+    masks: list[Any] | None = None,
 ) -> None:
-    """After the image: the report picture, written atomically; a failure is one line, exit 1."""
+    """After the image: the report picture (each style's mask beside it), written atomically; a failure is one line,
+    exit 1."""
     if path is None:
         return
     from ..views.grid import save_picture
     from ..views.report import render_report
 
-    picture = render_report(content, styles, result.image, result.history, report_title(images, result))
+    picture = render_report(content, styles, result.image, result.history, report_title(images, result), masks=masks)
     try:
         save_picture(picture, path)
     except OSError as e:

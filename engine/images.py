@@ -86,6 +86,24 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 
+def load_mask(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Read a mask image as (H, W) float32 grey levels in [0, 1] (ITU-R 601 luma, what Pillow's "L" mode gives; a
+    transparent pixel counts as white, like load_image)."""
+    rgb = load_image(path, max_pixels).astype(np.float64)
+    return np.clip(rgb @ np.array([0.299, 0.587, 0.114]), 0.0, 1.0).astype(np.float32)
+
+
+def resize_grey(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 -> (h, w), Lanczos in float like resize(), clipped to [0, 1]; unchanged if same size."""
+    if image.shape[:2] == tuple(size):
+        return image
+    h, w = size
+    out = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F").resize(
+        (w, h), Image.Resampling.LANCZOS
+    )
+    return np.clip(np.asarray(out), 0.0, 1.0).astype(np.float32)
+
+
 def fit_long_side(h: int, w: int, long_side: int) -> tuple[int, int]:
     scale = long_side / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))

@@ -16,14 +16,35 @@ from .model import Device
 LayerWeighting = Literal["auto", "equal"]
 Bounds = Literal["box", "clip"]
 Optimizer = Literal["scipy", "lbfgs"]
+MaskMethod = Literal["resize", "inside"]  # engine/regions.py METHODS
+NO_MASK = "none"  # a style mask meaning: the whole picture
 INIT_KEYWORDS = ("content", "noise")  # plus "mix:R" and an image path
 LOW_MEMORY_MAXCOR = 5  # --low-memory's L-BFGS memory
 DEFAULT_MIN_SIZE = 256  # the first stage's long side when --min-size is not given
 
 
 def flag(name: str) -> str:
-    """How the command line spells a field: style_weight -> --style-weight."""
+    """How the command line spells a field: style_weight -> --style-weight; a field may name its own spelling (a
+    repeated option in the singular: style_masks -> --style-mask)."""
+    f = StylizeOptions.__dataclass_fields__.get(name)
+    if f is not None and "flag" in f.metadata:
+        return str(f.metadata["flag"])
     return "--" + name.replace("_", "-")
+
+
+def field_named(spelling: str) -> str | None:
+    """The field a spelling names: the field's name, its flag with or without dashes ('style-mask', 'style_mask',
+    '--style-mask'), or None."""
+    key = spelling.strip().lstrip("-").replace("-", "_")
+    for name in option_names():
+        if key in (name, flag(name).lstrip("-").replace("-", "_")):
+            return name
+    return None
+
+
+def is_path_list(name: str) -> bool:
+    """Whether a field is a list of file paths, one per repeated option (never split at commas or spaces)."""
+    return bool(StylizeOptions.__dataclass_fields__[name].metadata.get("paths"))
 
 
 class OptionError(ValueError):
@@ -39,8 +60,8 @@ class OptionError(ValueError):
         return f"{flag(self.option)} {self.problem}"
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _opt(default: Any, help: str, **metadata: Any) -> Any:
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,27 @@ class StylizeOptions:
         "equal, or numbers such as '1,1,1,1,1' (normalised to sum 1).",
     )
     style_blend: tuple[float, ...] | None = _opt(None, "Weight per style image, e.g. '0.7,0.3' [default: equal].")
+    style_masks: tuple[str, ...] | None = _opt(
+        None,
+        "Region of the output for each style, once per style image in their order: an image in the content's frame "
+        "(grey levels: 1 = this style, 0 = not; soft edges blend) or none (the whole picture). Pixels no mask covers "
+        "stay close to the photo. With masks, --style-blend scales each style's term.",
+        flag="--style-mask",
+        paths=True,
+    )
+    style_source_masks: tuple[str, ...] | None = _opt(
+        None,
+        "Part of each style image to take the style from, once per style image: an image in that style image's frame "
+        "(grey levels) or none (all of it).",
+        flag="--style-source-mask",
+        paths=True,
+    )
+    mask_method: MaskMethod = _opt(
+        "resize",
+        "How a mask reaches each layer: resize (the mask's mean over each unit's pixels; soft, the style reaches a "
+        "little past the border) or inside (only units that see nothing outside the mask; deep layers lose a band "
+        "along the border, and small regions may have no deep units).",
+    )
     style_scale: float = _opt(1.0, "Style images' long side = content's x this.")
     tv_weight: float = _opt(0.0, "tau: squared total-variation weight (smoothness).")
     preserve_colors: PreserveColors = _opt(
@@ -108,11 +150,15 @@ class StylizeOptions:
                 f"{self.style_layer_weights!r} is unknown; choose one of: "
                 f"{', '.join(get_args(LayerWeighting))}, or numbers",
             )
-        for name, choices in (("bounds", Bounds), ("optimizer", Optimizer)):
+        for name, choices in (("bounds", Bounds), ("optimizer", Optimizer), ("mask_method", MaskMethod)):
             if getattr(self, name) not in get_args(choices):
                 raise OptionError(
                     name, f"{getattr(self, name)!r} is unknown; choose one of: {', '.join(get_args(choices))}"
                 )
+        for name in ("style_masks", "style_source_masks"):
+            values = getattr(self, name)
+            if values is not None and (isinstance(values, str) or not all(isinstance(v, str) and v for v in values)):
+                raise OptionError(name, f"takes a file path or {NO_MASK} per style image, got {values!r}")
         if self.preserve_colors not in get_args(PreserveColors):
             raise OptionError(
                 "preserve_colors",

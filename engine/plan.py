@@ -14,6 +14,7 @@ from .errors import MemoryEstimateError, SizeError
 from .images import fit_long_side
 from .manifest import Manifest, require_taps
 from .options import OptionError, StylizeOptions
+from .region_plan import Regions, plan_regions
 from .weight_scale import weight_scale_warnings
 
 HW = tuple[int, int]
@@ -49,6 +50,7 @@ class Plan:
     memory_bytes: int  # estimated peak (the largest stage)
     recommended_style_weight: float  # the model's beta for this layer weighting
     warnings: tuple[str, ...] = ()  # said before the run; the run goes ahead
+    regions: Regions | None = None  # style masks (one region term per style), or None: one blended style term
 
     @property
     def size(self) -> HW:
@@ -71,6 +73,7 @@ class Plan:
             "optimizer": self.optimizer,
             "lbfgs_pairs": self.lbfgs_pairs,
             "stages": [{"stage": s.index, "size": list(s.size), "iterations": s.iterations} for s in self.stages],
+            "regions": None if self.regions is None else self.regions.resolved(),
         }
 
 
@@ -173,12 +176,16 @@ def plan_run(
     weights_bytes: int = 0,
     available: int | None = None,
     style_names: Sequence[str] | None = None,
+    style_masks: Sequence[Any] | None = None,
+    style_source_masks: Sequence[Any] | None = None,
 ) -> Plan:
-    """Resolve layers and weights against the model, size the stages, estimate memory.
+    """Resolve layers and weights against the model, size the stages, check the style masks, estimate memory.
 
     content_hw / style_hws: the images' sizes as loaded. available: bytes of free memory to check the estimate
-    against (None: no check; the CLI passes memory.available_bytes() on the CPU provider). Raises OptionError
-    (bad option combination), LayerError, SizeError or MemoryEstimateError."""
+    against (None: no check; the CLI passes memory.available_bytes() on the CPU provider). style_masks /
+    style_source_masks: per style image an (H, W) mask array in [0, 1] or None (engine/region_plan.py), named by
+    options.style_masks / style_source_masks. Raises OptionError (bad option combination or mask), LayerError,
+    SizeError or MemoryEstimateError."""
     if not style_hws:
         raise OptionError("styles", "must name at least one style image")
     content_layer, style_layers = _layers(manifest, options)
@@ -194,6 +201,9 @@ def plan_run(
         style_sizes = tuple(style_size(s, hw, options.style_scale) for s in style_hws)
         _check_sizes(manifest, content_hw, hw, style_sizes, names)
         stages.append(Stage(i, hw, style_sizes, iterations))
+    regions = plan_regions(
+        manifest, content_hw, style_hws, stages, style_layers, options, style_masks, style_source_masks, names
+    )
     size = stages[-1].size
     if available is not None:
         need = _check_memory(manifest, content_hw, size, options, weights_bytes, available)
@@ -222,6 +232,7 @@ def plan_run(
         memory_bytes=need,
         recommended_style_weight=beta,
         warnings=weight_scale_warnings(alpha, style_weight, manifest.content_weight, beta, lam is None),
+        regions=regions,
     )
 
 

@@ -47,7 +47,7 @@ INSIDE_THRESHOLD = 0.5  # "inside" binarises the mask: a pixel belongs to the re
 # --- masks at each layer's resolution (NumPy: once per stage) -------------------------------------------------------
 
 
-def _check_mask(mask: np.ndarray) -> np.ndarray:
+def check_mask(mask: np.ndarray) -> np.ndarray:
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"a region mask must be (H, W), got shape {m.shape}")
@@ -61,7 +61,7 @@ def _check_mask(mask: np.ndarray) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, scale: int) -> np.ndarray:
     """(H, W) -> (H // scale, W // scale) float32: each unit's value is the mean of its scale x scale pixel block."""
-    m = _check_mask(mask)
+    m = check_mask(mask)
     h, w = m.shape[0] // scale, m.shape[1] // scale
     blocks = m[: h * scale, : w * scale].reshape(h, scale, w, scale)
     return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
@@ -71,7 +71,7 @@ def inside_mask(mask: np.ndarray, layers: Sequence[LayerSpec], name: str) -> np.
     """(H, W) -> (H // s, W // s) float32 in {0, 1}: 1 where the unit's receptive field, clipped to the image, holds no
     pixel with m < 0.5. Counted with an integral image of the outside pixels: exact, O(H W) whatever the field's
     size (tests/test_regions.py checks it against a min-pooling through the layers)."""
-    m = _check_mask(mask)
+    m = check_mask(mask)
     f = receptive_field(layers, name)
     H, W = m.shape
     outside = np.zeros((H + 1, W + 1), np.int64)  # outside[i, j] = pixels with m < 0.5 in rows < i, columns < j

@@ -15,6 +15,8 @@ from .model import Model
 from .objective import Objective
 from .optimize import Optimised, Progress, optimise
 from .plan import Plan, Stage
+from .region_plan import stage_mask
+from .regions import RegionStyleTerm, layer_masks, source_gram
 from .terms import ContentTerm, LossTerm, StyleTerm, TermFactory, TVTerm, auto_layer_weights, style_targets
 
 
@@ -44,6 +46,50 @@ def stage_targets(
     return grams
 
 
+def region_targets(
+    model: Model, plan: Plan, stage: Stage, index: int, style: np.ndarray, cache: dict | None
+) -> dict[str, np.ndarray]:
+    """Style image `index`'s Grams at this stage, from its source mask's part of the image (the guided Gram) or all
+    of it; cached like stage_targets."""
+    assert plan.regions is not None
+    source = plan.regions.source_masks[index]
+    hw = stage.style_sizes[index]
+    key = ("region", id(style), hw, plan.style_layers, id(source), plan.regions.method)
+    if cache is not None and key in cache:
+        return cache[key]
+    feats = model.features(to_nchw(resize(np.asarray(style, np.float32), hw)), keep_state=False)
+    masks = (
+        None
+        if source is None
+        else layer_masks(stage_mask(source, hw), model.manifest, plan.style_layers, plan.regions.method)
+    )
+    grams = {la: source_gram(feats[la], None if masks is None else masks[la]) for la in plan.style_layers}
+    if cache is not None:
+        cache[key] = grams
+    return grams
+
+
+def region_terms(
+    model: Model, plan: Plan, stage: Stage, styles: Sequence[np.ndarray], cache: dict | None
+) -> list[LossTerm]:
+    """One RegionStyleTerm per style image, "style:1", "style:2", ..., each confined to its mask at this stage's size,
+    with auto lambda_l from its own targets. Weight beta * n * blend_i * share_i, share_i = the mask's mean over the
+    picture: a region's pull per pixel is that of one style over the whole picture at the same beta (the guided Gram
+    is normalised by the region's mass, so its gradient per pixel grows as 1/share), and --style-blend (summing to 1,
+    equal by default) scales each style's term around 1."""
+    assert plan.regions is not None
+    terms: list[LossTerm] = []
+    n = len(styles)
+    for i, (style, blend) in enumerate(zip(styles, plan.style_blend)):
+        targets = region_targets(model, plan, stage, i, style, cache)
+        lam = plan.style_layer_weights or auto_layer_weights(targets, plan.style_layers)
+        mask = stage_mask(plan.regions.masks[i], stage.size)
+        masks = layer_masks(mask, model.manifest, plan.style_layers, plan.regions.method)
+        weight = plan.style_weight * n * blend * float(mask.mean(dtype=np.float64))
+        terms.append(RegionStyleTerm(f"style:{i + 1}", weight, plan.style_layers, masks, targets, lam))
+    return terms
+
+
 def stage_terms(
     model: Model,
     plan: Plan,
@@ -53,15 +99,16 @@ def stage_terms(
     extra: Sequence[TermFactory] = (),
     cache: dict | None = None,
 ) -> list[LossTerm]:
-    """The plan's terms at the stage's size: content, style (auto lambda_l from this stage's targets), TV when
-    weighted, then the extra terms built for this stage."""
-    grams = stage_targets(model, plan, stage, styles, cache)
-    lam = plan.style_layer_weights or auto_layer_weights(grams, plan.style_layers)
+    """The plan's terms at the stage's size: content, style (auto lambda_l from this stage's targets; with style
+    masks, one region term per style instead), TV when weighted, then the extra terms built for this stage."""
     target = model.features(to_nchw(resize(content, stage.size)), keep_state=False)[plan.content_layer]
-    terms: list[LossTerm] = [
-        ContentTerm(target, plan.content_layer, plan.content_weight),
-        StyleTerm(grams, lam, plan.style_weight, plan.style_layers),
-    ]
+    terms: list[LossTerm] = [ContentTerm(target, plan.content_layer, plan.content_weight)]
+    if plan.regions is not None:
+        terms += region_terms(model, plan, stage, styles, cache)
+    else:
+        grams = stage_targets(model, plan, stage, styles, cache)
+        lam = plan.style_layer_weights or auto_layer_weights(grams, plan.style_layers)
+        terms.append(StyleTerm(grams, lam, plan.style_weight, plan.style_layers))
     if plan.tv_weight:
         terms.append(TVTerm(plan.tv_weight))
     return terms + [make(stage) for make in extra]

@@ -134,6 +134,8 @@ def stylize(
     plan: Plan | None = None,
     target_cache: dict | None = None,
     extra_terms: Sequence[TermFactory] = (),
+    style_masks: Sequence[np.ndarray | None] | None = None,
+    style_source_masks: Sequence[np.ndarray | None] | None = None,
     **overrides: Any,
 ) -> StylizeResult:
     """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]), stage by stage.
@@ -143,7 +145,10 @@ def stylize(
     as keywords (stylize(model, c, [s], iterations=100)); weights default to the model's manifest. init_image: the
     start image when options.init names one. plan: from plan_run (else planned here, without a memory check).
     target_cache: a dict kept across calls on the same style arrays, so their Grams are computed once. extra_terms:
-    loss terms added to the plan's (each built per stage by its factory, e.g. a temporal term). The callback gets a
+    loss terms added to the plan's (each built per stage by its factory, e.g. a temporal term). style_masks: per style
+    image, the region of the output it styles, (H, W) in [0, 1] in the content's frame, or None for all of it;
+    style_source_masks: per style image, the part of it the style is taken from (engine/region_plan.py; with a plan,
+    give them to plan_run instead). The callback gets a
     Progress after every iteration and may raise StopIteration to stop cleanly (then stopped=True). With a plan,
     the plan is the one source of settings: options or keywords that disagree with it raise OptionError.
     Ctrl-C ends the run with interrupted=True and the best image so far, resized to the final size."""
@@ -152,9 +157,18 @@ def stylize(
         raise ValueError(f"content must be (H, W, 3), got {content.shape}")
     if plan is not None:
         _check_plan(plan, options, overrides)
+        if style_masks is not None or style_source_masks is not None:
+            raise OptionError("plan", "carries the style masks; give them to plan_run, or pass them without a plan")
     else:
         resolved, _ = resolve_options(options, dict(overrides))
-        plan = plan_run(model.manifest, content.shape[:2], [s.shape[:2] for s in styles], resolved)
+        plan = plan_run(
+            model.manifest,
+            content.shape[:2],
+            [s.shape[:2] for s in styles],
+            resolved,
+            style_masks=style_masks,
+            style_source_masks=style_source_masks,
+        )
     if isinstance(overrides.get("init"), np.ndarray):
         init_image = overrides["init"]
     seen, run_styles, init_image = _colour_inputs(plan.preserve_colors, content, styles, init_image)

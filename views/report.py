@@ -109,14 +109,18 @@ def render_report(
     history: Sequence[dict],
     title: str = "",
     thumb: int = DEFAULT_THUMB,
+    masks: Sequence[np.ndarray | None] | None = None,
 ) -> Image.Image:
-    """The report picture: title, the images in a row, the loss plot under them."""
-    cells = [
-        Cell(content, "content"),
-        *(Cell(s, f"style {i + 1}" if len(styles) > 1 else "style") for i, s in enumerate(styles)),
-        Cell(output, "output"),
-    ]
-    tall = max(min(im.shape[0] / im.shape[1], 1.0) for im in (content, *styles, output))  # landscape: a lower row
+    """The report picture: title, the images in a row (each style's region mask, (H, W) in [0, 1], after its style
+    when given; a style without one covers the whole picture), the loss plot under them."""
+    shown: list[tuple[np.ndarray, str]] = [(content, "content")]
+    for i, s in enumerate(styles):
+        shown.append((s, f"style {i + 1}" if len(styles) > 1 else "style"))
+        if masks is not None and masks[i] is not None:
+            shown.append((np.repeat(np.asarray(masks[i], np.float32)[..., None], 3, axis=2), f"mask {i + 1}"))
+    shown.append((output, "output"))
+    cells = [Cell(im, caption) for im, caption in shown]
+    tall = max(min(im.shape[0] / im.shape[1], 1.0) for im, _ in shown)  # landscape: a lower row
     top = draw_grid([cells], (thumb, round(thumb * tall)), title=title)
     width = max(top.width, 640)
     plot = draw_losses(history, (width, PLOT_HEIGHT))
