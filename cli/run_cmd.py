@@ -229,7 +229,10 @@ def early_stop_advice(result: Any) -> str:
     """What to try after an early stop: the weights' scale first when the plan warned about it."""
     plan = result.plan
     if plan is not None and plan.warnings:
-        return f"--style-weight {plan.recommended_style_weight:.3g} (the model's) at --content-weight 1 is the scale"
+        return (
+            f"the weights are off this model's scale: try --style-weight {plan.recommended_style_weight:.3g} at "
+            f"--content-weight {plan.content_weight:g}"
+        )
     return "more iterations will not change the image; try other weights or a noise --init"
 
 

@@ -48,7 +48,7 @@ class Plan:
     lbfgs_pairs: int  # --maxcor, or fewer with --low-memory
     stages: tuple[Stage, ...]
     memory_bytes: int  # estimated peak (the largest stage)
-    recommended_style_weight: float  # the model's beta for this layer weighting
+    recommended_style_weight: float  # the model's beta for this layer weighting, at this plan's alpha
     warnings: tuple[str, ...] = ()  # said before the run; the run goes ahead
     regions: Regions | None = None  # style masks (one region term per style), or None: one blended style term
 
@@ -230,7 +230,7 @@ def plan_run(
         lbfgs_pairs=options.lbfgs_pairs,
         stages=tuple(stages),
         memory_bytes=need,
-        recommended_style_weight=beta,
+        recommended_style_weight=beta * alpha / manifest.content_weight if manifest.content_weight else beta,
         warnings=weight_scale_warnings(alpha, style_weight, manifest.content_weight, beta, lam is None),
         regions=regions,
     )
