@@ -7,6 +7,9 @@ Cases on ../shared/images (masks drawn here, in the content's frame):
   halves  starry_night on the left half of tubingen, the_scream on the right, a soft seam (10% of the width);
           run with --mask-method resize and inside, and without masks (the two styles blended) for the time.
   disc    starry_night inside a soft-edged disc, the rest left as the photo; with resize, and without a mask.
+  whole   the yardstick's reference: each painting alone over the whole picture, no mask (starry_night's is the disc's
+          run without a mask; the_scream's is one more run), measured with the plain Gram of the whole picture. A
+          region's reduction is read against its style's here: what the same size and iterations reach without masks.
 Per region (its mask at the final size, brought to the layers by "resize" for every run, so methods are measured
 alike): the guided Gram's relative distance to its own style's Gram, photo -> output (the reduction factor), and the
 ratio of its distance to the other style's Gram over its own. The uncovered part's mean absolute pixel difference to
@@ -84,6 +87,17 @@ def leak(photo: np.ndarray, output: np.ndarray, union: np.ndarray) -> dict[str, 
     return {str(k): (float(diff[away > k].mean()) if np.any(away > k) else None) for k in MARGINS}
 
 
+def whole(model, photo, output, target) -> dict:
+    """The reference: the whole picture's Gram distance to the style's, photo -> output, with no mask."""
+    fp = model.features(to_nchw(photo), keep_state=False)
+    fo = model.features(to_nchw(output), keep_state=False)
+    out = {}
+    for la in LAYERS:
+        d_photo, d_out = rel(guided_gram(fp[la], None), target[la]), rel(guided_gram(fo[la], None), target[la])
+        out[la] = {"photo": d_photo, "output": d_out, "reduction": d_photo / d_out}
+    return out
+
+
 def style_grams(model, style: np.ndarray, hw: tuple[int, int]) -> dict[str, np.ndarray]:
     feats = model.features(to_nchw(resize(style, hw)), keep_state=False)
     return {la: guided_gram(feats[la], None) for la in LAYERS}
@@ -123,8 +137,10 @@ def main() -> None:
         ("halves", [starry, scream], [left, right], "inside", ["starry_night", "the_scream"]),
         ("disc", [starry], None, "resize", None),
         ("disc", [starry], [ring], "resize", ["starry_night"]),
+        ("whole", [scream], None, "resize", None),
     ]
-    results, images, baseline = [], {}, {}
+    names = {id(starry): "starry_night", id(scream): "the_scream"}
+    results, images, baseline, reference = [], {}, {}, {}
     for case, styles, masks, method, own in cases:
         options = dataclasses.replace(base, mask_method=method)
         label = f"{case} {method if masks else 'no mask'}"
@@ -133,6 +149,9 @@ def main() -> None:
         images[label] = image
         if masks is None:
             baseline[case] = timing
+            if len(styles) == 1:
+                name = names[id(styles[0])]
+                reference[name] = whole(model, photo, image, grams[name])
             continue
         assert own is not None  # a masked case names its regions' styles
         final = [resize_mask(m, hw) for m in masks]
@@ -153,8 +172,9 @@ def main() -> None:
                 "per_eval_ratio": (timing["seconds"] / timing["evaluations"]) / (b["seconds"] / b["evaluations"]),
             }
         )
-    (OUT / "regions.json").write_text(json.dumps({"size": list(hw), "results": results}, indent=1))
-    print_table(results, hw)
+    report = {"size": list(hw), "iterations": args.iterations, "results": results, "reference": reference}
+    (OUT / "regions.json").write_text(json.dumps(report, indent=1))
+    print_table(results, reference, hw)
     contact(content, [starry, scream], left, right, ring, images, hw)
 
 
@@ -164,7 +184,7 @@ def resize_mask(m: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return resize_grey(m, hw)
 
 
-def print_table(results: list[dict], hw: tuple[int, int]) -> None:
+def print_table(results: list[dict], reference: dict[str, dict], hw: tuple[int, int]) -> None:
     print(f"\nRegions at {hw[1]}x{hw[0]} px, one stage (bench/regions_bench.py)\n")
     head = "| case | method | region | reduction relu1_1 / 2_1 / 3_1 / 4_1 / 5_1 | other / own relu1_1 / 2_1 / 3_1 |"
     print(head + " uncovered MAD at 0 / 16 / 32 / 64 px | time vs no mask (total, per evaluation) |")
@@ -182,6 +202,9 @@ def print_table(results: list[dict], hw: tuple[int, int]) -> None:
                 f"{mad_text if first else ''} | "
                 + (f"{r['time_ratio']:.2f}x, {r['per_eval_ratio']:.2f}x |" if first else " |")
             )
+    for name, L in reference.items():
+        red = " / ".join(f"{L[la]['reduction']:.1f}" for la in LAYERS)
+        print(f"| whole | no mask | {name} | {red} | - | - | - |")
 
 
 def contact(content, styles, left, right, ring, images, hw) -> None:
