@@ -280,6 +280,49 @@ def test_bad_uploads_are_refused_and_the_server_goes_on(url, inputs, tmp_path):
         assert follow(stream, job)[-1]["state"] == DONE
 
 
+def grey_png(h: int, w: int, left: bool) -> bytes:
+    """A mask: the left (or right) half white, the rest black."""
+    mask = np.zeros((h, w, 3), np.float32)
+    mask[:, : w // 2] = 1.0
+    return png(mask if left else 1.0 - mask)
+
+
+def test_masks_per_style_run_and_the_log_records_the_regions(url, inputs, synthetic_image):
+    client = Client(url)
+    content, _ = inputs  # 60 x 80 (h, w)
+    styles = [("swirl.png", png(synthetic_image(64, 64, 5))), ("stripes.png", png(synthetic_image(48, 64, 7)))]
+    masks = [("left.png", grey_png(60, 80, True)), ("right.png", grey_png(30, 40, False))]  # any size, same aspect
+    source = [None, ("top.png", png(np.ones((48, 64, 3), np.float32)))]  # in the second style's frame
+    with client.events() as stream:
+        job = client.submit(content, styles, masks=masks, source_masks=source, size=64, iterations=3)["job"]
+        assert follow(stream, job)[-1]["state"] == DONE
+    log = json.loads(client.request(f"/api/jobs/{job}/log.json"))
+    assert log["options"]["style_masks"] == ["left.png", "right.png"]
+    assert log["options"]["style_source_masks"] == ["none", "top.png"]
+    regions = log["resolved"]["regions"]
+    pairs = [(r["mask"], r["source_mask"]) for r in regions["styles"]]
+    assert pairs == [("left.png", "none"), ("right.png", "top.png")]
+    assert all(0.3 < c < 0.7 for r in regions["styles"] for c in r["coverage"].values())  # about half each
+    assert regions["uncovered"] < 0.1 and log["iterations"] == 3
+
+
+def test_bad_masks_are_refused_and_the_next_job_works(url, inputs):
+    client = Client(url)
+    content, styles = inputs
+    for field, bad, words in (
+        ("masks", ("tall.png", grey_png(80, 20, True)), "mask tall.png is 20x80 px but the content is 80x60 px"),
+        ("masks", ("black.png", png(np.zeros((60, 80, 3), np.float32))), "mask black.png covers nothing of layer"),
+        ("source_masks", ("notes.png", b"not an image"), "source mask: notes.png is not an image"),
+    ):
+        with pytest.raises(ApiError) as e:
+            client.submit(content, styles, size=64, **{field: [bad]})
+        assert e.value.status == 400 and e.value.body["error"].startswith(words), e.value.body
+        assert "\n" not in e.value.body["error"] and "/tmp" not in e.value.body["error"]
+    with client.events() as stream:  # the server goes on
+        job = client.submit(content, styles, masks=[("left.png", grey_png(60, 80, True))], size=64, iterations=2)
+        assert follow(stream, job["job"])[-1]["state"] == DONE
+
+
 def test_upload_limit(serve, inputs):
     client = Client(serve(max_upload_mb=0.001))  # 1 kB
     with pytest.raises(ApiError) as e:

@@ -123,3 +123,34 @@ def test_page_runs_previews_stops_and_downloads(browser, server, demo_files, tmp
     runs = browser.find_elements(By.CSS_SELECTOR, "#runs .run")
     assert len(runs) == 1 and "stopped" in runs[0].text
     wait(browser, lambda: runs[0].find_element(By.TAG_NAME, "img").get_attribute("naturalWidth") not in ("0", None))
+
+
+def test_page_uploads_a_mask_per_style(browser, server, demo_files, tmp_path):
+    """A mask chosen under the style's thumbnail shows its own thumbnail, travels with the run, and the log has it."""
+    import urllib.request
+
+    import numpy as np
+
+    h, w = np.asarray(Image.open(demo_files[0])).shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    mask[:, : w // 2] = 255
+    left = tmp_path / "left.png"
+    Image.fromarray(mask).save(left)
+    browser.get(server)
+    wait(browser, lambda: browser.find_elements(By.NAME, "size"))
+    browser.find_element(By.ID, "content-file").send_keys(str(demo_files[0]))
+    browser.find_element(By.ID, "style-file").send_keys(str(demo_files[1]))
+    browser.find_element(By.ID, "mask-0").send_keys(str(left))
+    shown = wait(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#style-list label.mask img"))
+    assert len(shown) == 1 and "left.png" in browser.find_element(By.ID, "style-list").text
+    for name, value in (("size", 64), ("iterations", 2)):
+        field = browser.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(str(value))
+    browser.find_element(By.ID, "start").click()
+    link = browser.find_element(By.ID, "download-log")
+    wait(browser, lambda: link.is_displayed())
+    with urllib.request.urlopen(link.get_attribute("href")) as response:
+        log = json.loads(response.read())
+    assert log["options"]["style_masks"] == ["left.png"] and log["options"]["style_source_masks"] is None
+    assert [r["mask"] for r in log["resolved"]["regions"]["styles"]] == ["left.png"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.resources
 import json
 import re
@@ -29,7 +30,7 @@ from starlette.routing import Route
 
 from ..engine.errors import NSTError
 from ..engine.files import json_safe
-from ..engine.options import OptionError
+from ..engine.options import NO_MASK, OptionError
 from . import examples
 from .form import page_options, parse_options
 from .hub import SessionHub
@@ -37,6 +38,8 @@ from .jobs import FINISHED, Job, JobQueue
 from .runner import PREVIEW_EVERY, StylizeRunner, Work, plan_error
 
 MAX_STYLES = 4
+MASK_FIELDS = ("mask", "source_mask")  # per style i, form fields mask{i} and source_mask{i}: optional uploads
+MAX_FILES = 1 + MAX_STYLES * (1 + len(MASK_FIELDS))
 SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 STATIC = importlib.resources.files("nst.web") / "static"
 
@@ -66,10 +69,13 @@ def _limited(receive: Any, limit: int) -> Any:
     return wrapped
 
 
-def decode(files: list[tuple[str, bytes]], folder: Path, max_pixels: int | None) -> list[Any]:
-    """Decode uploads with the engine's loader (the decompression-bomb guard, corrupt and non-image files): each is
-    written to a scratch folder for a moment, and errors name the upload, not the scratch path."""
+def decode(files: list[tuple[str, bytes]], folder: Path, max_pixels: int | None, loader: Any = None) -> list[Any]:
+    """Decode uploads with the engine's loader (load_image, or load_mask for masks; the decompression-bomb guard,
+    corrupt and non-image files): each is written to a scratch folder for a moment, and errors name the upload, not
+    the scratch path."""
     from ..engine import ImageError, load_image
+
+    loader = loader or load_image
 
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=folder))
     try:
@@ -79,7 +85,7 @@ def decode(files: list[tuple[str, bytes]], folder: Path, max_pixels: int | None)
             path.parent.mkdir()
             path.write_bytes(data)
             try:
-                arrays.append(load_image(path, max_pixels))
+                arrays.append(loader(path, max_pixels))
             except ImageError as e:
                 raise ImageError(str(e).replace(str(path), name)) from None
         return arrays
@@ -168,12 +174,10 @@ def create_app(
         return Response(examples.png_bytes(pixels), media_type="image/png")
 
     async def submit(request: Request) -> Response:
-        total = limit * (1 + MAX_STYLES) + 1_000_000
+        total = limit * MAX_FILES + 1_000_000
         if int(request.headers.get("content-length") or 0) > total:
             return _error(f"the upload is larger than {total / 1e6:.0f} MB in all", 413)
-        form = await Request(request.scope, _limited(request.receive, total)).form(
-            max_files=1 + MAX_STYLES, max_fields=50
-        )
+        form = await Request(request.scope, _limited(request.receive, total)).form(max_files=MAX_FILES, max_fields=50)
         session = str(form.get("session") or "")
         if not SESSION.match(session):
             return _error("missing or malformed session id; reload the page")
@@ -183,8 +187,14 @@ def create_app(
             return _error("choose a content image")
         if not styles or len(styles) > MAX_STYLES:
             return _error(f"choose 1 to {MAX_STYLES} style images")
-        files = []
-        for upload in (content, *styles):
+        files: list[Any] = []  # (file name, bytes): the content, then the styles
+        masks: dict[str, list[Any]] = {f: [] for f in MASK_FIELDS}  # per style, (file name, bytes) or None
+        uploads: list[tuple[list[Any], Any]] = [(files, u) for u in (content, *styles)]
+        uploads += [(masks[f], form.get(f"{f}{i}")) for f in MASK_FIELDS for i in range(len(styles))]
+        for into, upload in uploads:
+            if not isinstance(upload, UploadFile):
+                into.append(None)  # no mask for this style
+                continue
             data = await upload.read()
             if len(data) > limit:
                 return _error(
@@ -192,11 +202,12 @@ def create_app(
                     "MB per image; use a smaller file (or start nst-web with a larger --max-upload-mb)",
                     413,
                 )
-            files.append((_upload_name(upload), data))
+            into.append((_upload_name(upload), data))
         try:
             options = parse_options(form)
             arrays = await run_in_threadpool(decode, files, workdir, max_pixels)
             work = Work(arrays[0], arrays[1:], files[0][0], [name for name, _ in files[1:]], options)
+            work = await run_in_threadpool(_with_masks, work, masks, workdir, max_pixels)
             await run_in_threadpool(_check_plan, model, work)
         except (OptionError, NSTError) as e:
             failure = plan_error(e)
@@ -281,6 +292,38 @@ def _sse(event: dict) -> str:
     return f"data: {json.dumps(json_safe(event), separators=(',', ':'))}\n\n"
 
 
+def _with_masks(
+    work: Work, masks: dict[str, list[tuple[str, bytes] | None]], workdir: Path, max_pixels: int | None
+) -> Work:
+    """The work with its masks (per field, per style an upload or None) decoded by the engine's load_mask and named
+    in the options by their uploads' file names, as nst-run names them by path: the log records them."""
+    from ..engine import ImageError
+    from ..engine.images import load_mask
+
+    given: dict[str, Any] = {}
+    for field, uploads in masks.items():
+        if all(u is None for u in uploads):
+            continue
+        chosen = [u for u in uploads if u is not None]
+        try:
+            arrays = iter(decode(chosen, workdir, max_pixels, load_mask))
+        except ImageError as e:
+            raise ImageError(f"{field.replace('_', ' ')}: {e}") from None
+        given[field] = [None if u is None else next(arrays) for u in uploads]
+        given[f"{field}_labels"] = tuple(NO_MASK if u is None else _mask_label(u[0]) for u in uploads)
+    if not given:
+        return work
+    options = dataclasses.replace(
+        work.options, style_masks=given.get("mask_labels"), style_source_masks=given.get("source_mask_labels")
+    )
+    return dataclasses.replace(work, options=options, masks=given.get("mask"), source_masks=given.get("source_mask"))
+
+
+def _mask_label(name: str) -> str:
+    """A file called "none" would read as no mask in the plan's check of labels against arrays, and in the log."""
+    return f"{name} (upload)" if name == NO_MASK else name
+
+
 def _check_plan(model: Any, work: Work) -> None:
     """Refuse what can never run (a size too small for the model, bad combinations) at once, before queueing; the
     memory check waits until the job starts, when the memory it will have is known."""
@@ -292,4 +335,6 @@ def _check_plan(model: Any, work: Work) -> None:
         [s.shape[:2] for s in work.styles],
         work.options,
         style_names=[f"style image {n}" for n in work.style_names],
+        style_masks=work.masks,
+        style_source_masks=work.source_masks,
     )

@@ -72,10 +72,20 @@ class Client:
             except json.JSONDecodeError:
                 raise ApiError(e.code, {"error": body.decode(errors="replace")}) from None
 
-    def submit(self, content: tuple[str, bytes], styles: list[tuple[str, bytes]], **options: Any) -> dict:
-        """Start a run: content and styles as (file name, bytes); options as the page's form names them."""
+    def submit(
+        self,
+        content: tuple[str, bytes],
+        styles: list[tuple[str, bytes]],
+        masks: list[tuple[str, bytes] | None] | None = None,
+        source_masks: list[tuple[str, bytes] | None] | None = None,
+        **options: Any,
+    ) -> dict:
+        """Start a run: content and styles as (file name, bytes); masks and source masks per style as (file name,
+        bytes) or None; options as the page's form names them."""
         fields = {"session": self.session, **{k: str(v) for k, v in options.items()}}
         files = [("content", *content)] + [("style", *s) for s in styles]
+        for field, given in (("mask", masks), ("source_mask", source_masks)):
+            files += [(f"{field}{i}", *m) for i, m in enumerate(given or []) if m is not None]
         body, kind = multipart(fields, files)
         return dict(json.loads(self.request("/api/jobs", body, kind)))
 

@@ -50,5 +50,8 @@ def parse_options(form: Mapping[str, Any]) -> StylizeOptions:
     return StylizeOptions(**values)
 
 
+MASK_NAMES = {"style_masks": "mask", "style_source_masks": "source mask"}  # as the page labels them
+
+
 def option_message(e: OptionError) -> str:
-    return f"{e.option.replace('_', ' ')} {e.problem}"
+    return f"{MASK_NAMES.get(e.option, e.option.replace('_', ' '))} {e.problem}"

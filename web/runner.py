@@ -37,12 +37,15 @@ class Work:
     styles: list[np.ndarray]
     content_name: str  # the uploads' file names (never a server path): for the log and the page
     style_names: list[str]
-    options: StylizeOptions
+    options: StylizeOptions  # names the masks by their uploads' file names (style_masks, style_source_masks)
+    masks: list[np.ndarray | None] | None = None  # per style, (H, W) float32 in the content's frame, or None
+    source_masks: list[np.ndarray | None] | None = None  # per style, in its style image's frame, or None
 
     def release(self) -> None:
         """Drop the decoded images once the job has finished (a full-size photo is 12 bytes a pixel as float32);
         the names and options stay for the runs list."""
         self.content, self.styles = np.zeros((0, 0, 3), np.float32), []
+        self.masks = self.source_masks = None
 
 
 @dataclass
@@ -96,7 +99,13 @@ class StylizeRunner:
         try:
             names = [f"style image {n}" for n in work.style_names]
             plan = plan_for_model(
-                self.model, work.content.shape[:2], [s.shape[:2] for s in work.styles], work.options, style_names=names
+                self.model,
+                work.content.shape[:2],
+                [s.shape[:2] for s in work.styles],
+                work.options,
+                style_names=names,
+                style_masks=work.masks,
+                style_source_masks=work.source_masks,
             )
         except (OptionError, NSTError) as e:
             raise plan_error(e) from None

@@ -15,7 +15,7 @@ sessionStorage.setItem("nst-session", session);
 
 let config = null;
 let content = null;  // a File or Blob
-let styles = [];     // [{file, name}]
+let styles = [];     // [{file, name, mask, source_mask}]: the masks are {file, name} or undefined
 let current = null;  // the job this tab follows
 const runs = new Map();  // job id -> summary
 let series = [];     // [[step, J, stage]] of the current job
@@ -39,6 +39,25 @@ function setContent(file, name) {
   $("content-list").replaceChildren(thumb(file, name));
 }
 
+// Per style, optional masks: "mask" (where on the output this style goes, in the content's frame) and "source mask"
+// (which part of this style image to take the style from); grey levels, white = this style.
+const MASKS = { mask: "mask", source_mask: "source mask" };
+
+function maskPicker(s, i, field) {
+  const label = Object.assign(document.createElement("label"), { className: "mask" });
+  const input = Object.assign(document.createElement("input"),
+    { type: "file", accept: "image/*", id: `${field}-${i}`, className: field });
+  input.onchange = (e) => { const f = e.target.files[0]; if (f) { s[field] = { file: f, name: f.name }; addStyles([]); } };
+  label.append(`${MASKS[field]} `, input);
+  if (s[field]) {  // chosen: its thumbnail and name, and × to drop it, instead of the picker
+    const x = Object.assign(document.createElement("button"), { type: "button", textContent: "×" });
+    x.onclick = (e) => { e.preventDefault(); delete s[field]; addStyles([]); };
+    input.classList.add("hidden");
+    label.append(thumb(s[field].file, s[field].name), x);
+  }
+  return label;
+}
+
 function addStyles(files) {
   for (const f of files) {
     if (styles.length >= config.max_styles) { say(`at most ${config.max_styles} styles`); break; }
@@ -48,7 +67,7 @@ function addStyles(files) {
     const div = thumb(s.file, s.name);
     const x = Object.assign(document.createElement("button"), { type: "button", textContent: "×" });
     x.onclick = () => { styles.splice(i, 1); addStyles([]); };
-    div.append(x);
+    div.append(x, ...Object.keys(MASKS).map((field) => maskPicker(s, i, field)));
     return div;
   }));
 }
@@ -119,7 +138,10 @@ async function start() {
   const form = new FormData($("options"));
   form.append("session", session);
   form.append("content", content.file, content.name);
-  for (const s of styles) form.append("style", s.file, s.name);
+  styles.forEach((s, i) => {
+    form.append("style", s.file, s.name);
+    for (const field of Object.keys(MASKS)) if (s[field]) form.append(`${field}${i}`, s[field].file, s[field].name);
+  });
   $("start").disabled = true;
   try {
     const r = await fetch("/api/jobs", { method: "POST", body: form });
