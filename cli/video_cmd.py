@@ -142,8 +142,8 @@ def run_frames(source: Any, work: WorkFolder, done: int, model: Any, styles: lis
 
     def kept() -> str:
         n = work.finished()
-        frames = f"{n} finished frame{'s' if n != 1 else ''}"
-        return f"the {frames} are kept in {work.path}; run the same command to continue"
+        frames = "the 1 finished frame is" if n == 1 else f"the {n} finished frames are"
+        return f"{frames} kept in {work.path}; run the same command to continue"
 
     try:
         with bar:
