@@ -12,8 +12,8 @@ from nst.engine.options import OptionError, _finite, _positive_int
 FlowPreset = Literal["ultrafast", "fast", "medium"]
 
 # Chosen by measurement (bench/video_bench.py --sweep on the pan clip; README "Video (nst-video)").
-DEFAULT_FRAME_ITERATIONS = 20
-DEFAULT_TEMPORAL_WEIGHT = 3e4
+DEFAULT_FRAME_ITERATIONS = 10
+DEFAULT_TEMPORAL_WEIGHT = 1e8
 
 
 def _opt(default: Any, help: str) -> Any:
