@@ -16,7 +16,7 @@ import typer
 
 from ..engine.images import DEFAULT_MAX_PIXELS
 from ..engine.manifest import DEFAULT_MODEL_DIR
-from ..engine.options import OptionError, StylizeOptions
+from ..engine.options import OptionError, StylizeOptions, init_is_image
 from ..video.options import VideoOptions
 from .common import INTERRUPTED, USAGE_ERROR, MaxPixels, ModelDir, fail, guard, one_line_command, say
 from .options_cli import dataclass_options, option_error, stylize_options
@@ -124,8 +124,17 @@ def frame_record(r: Any) -> dict:
     }
 
 
-def run_frames(source: Any, work: WorkFolder, done: int, model: Any, styles: list, options: Any, video: Any,
-               log_json: Path | None, quiet: bool) -> int:  # fmt: skip
+def run_frames(
+    source: Any,
+    work: WorkFolder,
+    done: int,
+    model: Any,
+    styles: list,
+    options: Any,
+    video: Any,
+    log_json: Path | None,
+    quiet: bool,
+) -> int:
     """Stylize the frames after the `done` finished ones, saving each; returns the number of frames in the video."""
     from ..engine import NonFiniteError
     from ..engine.files import append_line
@@ -235,6 +244,13 @@ def video(
     options: StylizeOptions,
     video_options: VideoOptions,
 ) -> None:
+    if init_is_image(options.init):
+        raise fail(
+            PROG,
+            f"--init {options.init!r}: frame 1 starts from content, noise or mix:R (later frames start from the "
+            "previous stylized frame); give one of those",
+            USAGE_ERROR,
+        )
     source = open_input(input, start, duration, fps, max_pixels)
     check_out(out)
     check_report(PROG, report)

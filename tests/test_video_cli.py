@@ -192,6 +192,7 @@ def test_bad_inputs_are_one_line(tmp_path, nst_video, error_line, synthetic_imag
     assert "--frame-iterations" in error_line(
         nst_video(src, "-o", tmp_path / "o.mp4", "--frame-iterations", 0), 2, "nst-video"
     )
+    assert "--init" in error_line(nst_video(src, "-o", tmp_path / "o.mp4", "--init", src / "in1.png"), 2, "nst-video")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "in", "x.mp4"]
 
 
