@@ -85,11 +85,32 @@ def test_temporal_weight_reduces_the_warping_error(model, style, synthetic_image
     assert errors[1e9] < 0.5 * errors[0.0]
 
 
-def test_long_term_uses_frames_further_back(model, style, synthetic_image):
-    frames = moving_frames(synthetic_image, 3)
-    video = VideoOptions(frame_iterations=1, long_term=True)
-    results = list(stylize_video(model, frames, [style], OPTIONS, video_options=video))
-    assert len(results) == 3 and all(np.isfinite(r.warping_error) for r in results[1:])
+def test_long_term_ties_each_pixel_to_the_nearest_consistent_frame(monkeypatch):
+    """With 21 frames seen, the long-term loss looks back 1, 10 and 20 frames, with c_long_j = max(c_j - sum of the
+    nearer c_k, 0) (Ruder et al. eq. 7). The flows are replaced by a stand-in that gives each previous frame known
+    consistency weights: frame t-1 consistent on the left third, t-10 on the left two thirds, t-20 everywhere."""
+    from nst.video import stylize as video_stylize
+
+    h, w = 6, 9
+    known = {1: np.s_[:, :3], 10: np.s_[:, :6], 20: np.s_[:, :]}
+
+    def stand_in(prev, cur, preset):
+        back = round(float(cur[0, 0, 0] - prev[0, 0, 0]) * 100)  # frames carry their index / 100
+        c = np.zeros((h, w), np.float32)
+        c[known.get(back, np.s_[:0])] = 1.0
+        return np.zeros((h, w, 2), np.float32), c
+
+    monkeypatch.setattr(video_stylize, "flow_and_weights", stand_in)
+    frames = [np.full((h, w, 3), t / 100, np.float32) for t in range(22)]
+    history = [video_stylize._Seen(f, f) for f in frames[:21]]
+    warped, weights, _, c = video_stylize._temporal_pairs(history, frames[21], VideoOptions(long_term=True))
+    assert len(warped) == 3
+    assert [float(x[0, 0, 0]) for x in warped] == pytest.approx([0.20, 0.11, 0.01])  # outputs 1, 10, 20 back
+    expected = np.zeros((3, h, w), np.float32)
+    expected[0, :, :3] = expected[1, :, 3:6] = expected[2, :, 6:] = 1.0  # each pixel tied to exactly one frame
+    assert np.array_equal(np.stack(weights), expected) and np.array_equal(c, expected[0])
+    short = video_stylize._temporal_pairs(history, frames[21], VideoOptions())
+    assert len(short[0]) == 1 and np.array_equal(short[1][0], expected[0])
 
 
 def test_video_options_are_validated():
