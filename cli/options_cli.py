@@ -1,6 +1,7 @@
-"""nst-run's (and nst-batch's) stylize options, generated from the StylizeOptions dataclass: one typer option per
-field, with the field's default and help. A new field appears on every command that uses the decorator; no default
-or help text is written twice.
+"""nst-run's (and nst-batch's, nst-video's) stylize options, generated from the StylizeOptions dataclass: one typer
+option per field, with the field's default and help. A new field appears on every command that uses the decorator; no
+default or help text is written twice. dataclass_options does the same for any such dataclass (nst-video's
+VideoOptions), and the decorators stack.
 
     @app.command()
     @stylize_options(PROG)
@@ -21,8 +22,6 @@ import typer
 from ..engine.options import OptionError, StylizeOptions, flag, is_path_list
 from .common import USAGE_ERROR, fail, split_names
 
-_HINTS = typing.get_type_hints(StylizeOptions)
-
 
 def _tuple_element(hint: Any) -> Any:
     """float for `tuple[float, ...] | None`, str for `tuple[str, ...] | None`, else None."""
@@ -41,8 +40,7 @@ def _words(hint: Any) -> tuple[str, ...]:
     return tuple(w for a in get_args(hint) if get_origin(a) is Literal for w in get_args(a))
 
 
-def _parameter(f: dataclasses.Field) -> inspect.Parameter:
-    hint = _HINTS[f.name]
+def _parameter(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
     # a plain flag, not --x/--no-x; a field with its own spelling (--style-mask for style_masks)
     decls = [flag(f.name)] if hint is bool or "flag" in f.metadata else []
     listed = _tuple_element(hint) is not None  # parsed by _convert; its default is the field's, said in the help
@@ -55,9 +53,9 @@ def _parameter(f: dataclasses.Field) -> inspect.Parameter:
     )
 
 
-def _convert(prog: str, f: dataclasses.Field, value: Any) -> Any:
+def _convert(prog: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
     """Command-line strings -> the field's tuple of names or numbers (or one of its words); exit 2 on a non-number."""
-    element = _tuple_element(_HINTS[f.name])
+    element = _tuple_element(hint)
     if element is None:
         return value
     if is_path_list(f.name):  # one path per repeated option: a path may hold commas or spaces
@@ -65,12 +63,12 @@ def _convert(prog: str, f: dataclasses.Field, value: Any) -> Any:
     names = split_names(value)
     if names is None:
         return f.default
-    if len(names) == 1 and names[0] in _words(_HINTS[f.name]):
+    if len(names) == 1 and names[0] in _words(hint):
         return names[0]
     try:
         return tuple(element(v) for v in names)
     except ValueError:
-        words = _words(_HINTS[f.name])
+        words = _words(hint)
         also = f" or one of: {', '.join(words)}" if words else ""
         raise fail(prog, f"{flag(f.name)} takes numbers{also}, got {' '.join(names)!r}", USAGE_ERROR) from None
 
@@ -80,27 +78,35 @@ def option_error(prog: str, e: OptionError) -> typer.Exit:
     return fail(prog, e.line, USAGE_ERROR)
 
 
-def stylize_options(prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command every StylizeOptions field as an option; it receives them as one `options` keyword."""
-    fields = dataclasses.fields(StylizeOptions)
+def dataclass_options(cls: type, keyword: str, prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every field of the options dataclass `cls` as an option (its default and help from the field's
+    metadata); it receives them as one instance in the `keyword` argument. An OptionError from the dataclass's
+    validation is one line, exit 2."""
+    fields = dataclasses.fields(cls)
+    hints = typing.get_type_hints(cls)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func)
-        hints = typing.get_type_hints(func, include_extras=True)  # the command's own options, help text included
-        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "options"]
-        params = own + [_parameter(f) for f in fields]
+        annotations = typing.get_type_hints(func, include_extras=True)  # the command's own options, help included
+        own = [p.replace(annotation=annotations[p.name]) for p in sig.parameters.values() if p.name != keyword]
+        params = own + [_parameter(f, hints[f.name]) for f in fields]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {f.name: _convert(prog, f, kwargs.pop(f.name)) for f in fields}
+            values = {f.name: _convert(prog, f, hints[f.name], kwargs.pop(f.name)) for f in fields}
             try:
-                options = StylizeOptions(**values)
+                options = cls(**values)
             except OptionError as e:
                 raise option_error(prog, e) from None
-            return func(*args, options=options, **kwargs)
+            return func(*args, **{keyword: options}, **kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return wrapper
 
     return decorate
+
+
+def stylize_options(prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every StylizeOptions field as an option; it receives them as one `options` keyword."""
+    return dataclass_options(StylizeOptions, "options", prog)
