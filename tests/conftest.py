@@ -155,36 +155,43 @@ def nst_run_exe() -> Path:
     return Path(sys.executable).parent / "nst-run"
 
 
+def _interrupt_when(cmd: list, ready, timeout: float = 90) -> tuple[int, str]:
+    """Run `cmd` in its own process, wait until ready() is true, then press Ctrl-C: (exit code, stderr)."""
+    proc = subprocess.Popen(
+        [str(c) for c in cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell running us in the background (as CI may) starts children with SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler: give the child the default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"not ready after {timeout} s: {cmd}"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stderr
+
+
+@pytest.fixture(scope="session")
+def interrupt_when():
+    """The function (cmd, ready) -> (exit code, stderr): run cmd, wait until ready() is true, then press Ctrl-C."""
+    return _interrupt_when
+
+
 @pytest.fixture(scope="session")
 def interrupt_nst_run(nst_run_exe):
     """interrupt_nst_run(args, frame) -> (exit code, stderr): run nst-run in its own process, wait for `frame` (a
     --save-every image) to appear, then press Ctrl-C."""
-
-    def interrupt(args: list, frame: Path) -> tuple[int, str]:
-        proc = subprocess.Popen(
-            [str(nst_run_exe), *map(str, args)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            # A shell running us in the background (as CI may) starts children with SIGINT ignored,
-            # and Python then installs no KeyboardInterrupt handler: give the child the default back.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while not frame.exists():
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, f"no {frame.name}"
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        return proc.returncode, stderr
-
-    return interrupt
+    return lambda args, frame: _interrupt_when([nst_run_exe, *args], frame.exists)
 
 
 # --- models and image files ------------------------------------------------------------------------------------------

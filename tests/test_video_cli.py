@@ -5,10 +5,8 @@ uninterrupted run bit for bit, and every bad input as one error line with nst-ru
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -122,7 +120,7 @@ def nst_video_exe() -> Path:
 
 
 def test_ctrl_c_keeps_finished_frames_and_a_rerun_equals_an_uninterrupted_run(
-    tmp_path, synthetic_image, model_dir, style, nst_video, ok, pixels
+    tmp_path, synthetic_image, model_dir, style, nst_video, ok, pixels, interrupt_when
 ):
     src = frames_folder(tmp_path / "in", frames(synthetic_image, 6))
     args = ["--model", model_dir, "-s", style, *FAST]
@@ -130,27 +128,9 @@ def test_ctrl_c_keeps_finished_frames_and_a_rerun_equals_an_uninterrupted_run(
 
     work = tmp_path / "work"
     cmd = [str(nst_video_exe()), str(src), "-o", str(tmp_path / "resumed"), "--frames-dir", str(work), *map(str, args)]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not (work / "frame_000002.png").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no second frame"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, stderr = interrupt_when(cmd, (work / "frame_000002.png").exists)
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 130 and len(lines) == 1, stderr
+    assert code == 130 and len(lines) == 1, stderr
     assert lines[0].startswith("nst-video: interrupted") and str(work) in lines[0]
     kept = sorted(p.name for p in work.glob("frame_*.png"))
     assert 2 <= len(kept) < 6 and not (tmp_path / "resumed").exists()
