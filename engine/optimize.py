@@ -146,12 +146,12 @@ class _Tracker:
 def _array_api_lbfgs(
     track: _Tracker, x0: np.ndarray, iterations: int, maxcor: int, bounds: str, callback: Callable
 ) -> tuple[str, int]:
-    """engine/lbfgs.py on the float32 image (no float64 boundary): box = each iterate projected onto [0, 1]."""
+    """engine/lbfgs.py on the flat float32 image x0 (no float64 boundary): box = each iterate projected onto [0, 1]."""
     from .lbfgs import lbfgs
 
     r = lbfgs(
         track,
-        x0.astype(np.float32).ravel(),
+        x0,
         max_iter=int(iterations),
         history=int(maxcor),
         bounds=(0.0, 1.0) if bounds == "box" else None,
@@ -183,8 +183,9 @@ def optimise(
     cleanly; KeyboardInterrupt (Ctrl-C) ends the run with interrupted=True and the best image so far; NonFiniteError
     is raised."""
     shape = x0.shape
-    x64 = x0.astype(np.float64).ravel()
-    track = _Tracker(objective, shape, x64, clip=bounds == "clip")
+    # the one dtype boundary: scipy works in float64, the array-API L-BFGS on the float32 image itself
+    x = x0.astype(np.float64 if optimizer == "scipy" else np.float32).ravel()
+    track = _Tracker(objective, shape, x, clip=bounds == "clip")
     t0 = time.perf_counter()
     stopped = False
 
@@ -206,11 +207,11 @@ def optimise(
     interrupted = False
     try:
         if optimizer == "lbfgs":
-            message, status = _array_api_lbfgs(track, x0, iterations, maxcor, bounds, callback)
+            message, status = _array_api_lbfgs(track, x, iterations, maxcor, bounds, callback)
         else:
             res = minimize(
                 track,
-                x64,
+                x,
                 jac=True,
                 method="L-BFGS-B",
                 bounds=Bounds(0.0, 1.0) if bounds == "box" else None,

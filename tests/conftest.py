@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,28 @@ def strict(request):
     except Exception as e:  # older array_api_strict: one device only
         pytest.skip(f"array_api_strict {xps.__version__} has no second device: {e}")
     return xps, lambda a: xps.asarray(a, device=dev)
+
+
+@dataclass
+class _RangeRecorder:
+    """A weightless pixel-space loss term that remembers (min, max) of every image the objective evaluates."""
+
+    name: str = "recorder"
+    weight: float = 0.0
+    layers: tuple[str, ...] = ()
+    seen: list = field(default_factory=list)
+
+    def __call__(self, feats, image):
+        from nst.engine.terms import TermValue
+
+        self.seen.append((float(image.min()), float(image.max())))
+        return TermValue(0.0, {})
+
+
+@pytest.fixture(scope="session")
+def range_recorder():
+    """The class of a weightless loss term recording the range of every evaluated image (a fresh one per call)."""
+    return _RangeRecorder
 
 
 @pytest.fixture(scope="session")

@@ -101,30 +101,16 @@ def test_on_array_api_strict_arrays(strict, from_strict):
     np.testing.assert_allclose(from_strict(xps, r.x), ref.x, rtol=1e-10, atol=1e-12)
 
 
-def test_stylize_with_the_array_api_optimizer(model_dir, synthetic_image):
+def test_stylize_with_the_array_api_optimizer(model_dir, synthetic_image, range_recorder):
     """optimizer="lbfgs" in a run: J falls about as far as with scipy's L-BFGS-B in the same iterations, and with
     bounds="box" the projection keeps every evaluated image in [0, 1]."""
-    from dataclasses import dataclass, field
-
     from nst.engine import load_model, stylize
-    from nst.engine.terms import TermValue
-
-    @dataclass
-    class Range:
-        name: str = "range"
-        weight: float = 0.0
-        layers: tuple[str, ...] = ()
-        seen: list = field(default_factory=list)
-
-        def __call__(self, feats, image):
-            self.seen.append((float(image.min()), float(image.max())))
-            return TermValue(0.0, {})
 
     model = load_model(model_dir, "cpu")
     content, style = synthetic_image(48, 64, 5), synthetic_image(64, 64, 6)
     runs = {}
     for optimizer in ("scipy", "lbfgs"):
-        rec = Range()
+        rec = range_recorder()
         runs[optimizer] = stylize(
             model,
             content,

@@ -30,20 +30,6 @@ class Pull:
         return TermValue(float(np.mean(d.astype(np.float64) ** 2)), {PIXELS: d * (2.0 / d.size)})
 
 
-@dataclass
-class Recorder:
-    """A weightless pixel term that remembers the range of every image the objective evaluates."""
-
-    name: str = "recorder"
-    weight: float = 0.0
-    layers: tuple[str, ...] = ()
-    seen: list = dataclasses.field(default_factory=list)
-
-    def __call__(self, feats, image) -> TermValue:
-        self.seen.append((float(image.min()), float(image.max())))
-        return TermValue(0.0, {})
-
-
 @pytest.fixture(scope="module")
 def model(model_dir):
     return load_model(model_dir, "cpu")
@@ -100,11 +86,11 @@ def test_an_extra_term_changes_the_result_and_is_carried_by_name(model, syntheti
     assert all("pull" in p.terms and p.stage == 1 and p.size == (48, 64) for p in seen)
 
 
-def test_every_evaluated_image_stays_in_the_box(model, synthetic_image):
+def test_every_evaluated_image_stays_in_the_box(model, synthetic_image, range_recorder):
     """bounds=box: L-BFGS-B never asks for an image outside [0, 1], though the style pull is strong; with clip the
     iterates leave the box and the network sees them clipped."""
     for bounds in ("box", "clip"):
-        rec, iterates = Recorder(), []
+        rec, iterates = range_recorder(), []
         stylize(
             model,
             synthetic_image(60, 80),
