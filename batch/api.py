@@ -58,7 +58,7 @@ def _per_job_bytes(model_dir: Path, manifest: Any, options: StylizeOptions) -> i
     from ..engine import memory
 
     weights = (model_dir / manifest.weights.file).stat().st_size
-    return memory.estimate_bytes(manifest, options.size, options.size, options.lbfgs_pairs, weights)
+    return memory.estimate_bytes(manifest, options.size, options.size, options.lbfgs_pairs, weights, options.optimizer)
 
 
 class BatchRun(Iterator[JobResult]):

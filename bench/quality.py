@@ -45,6 +45,7 @@ ROUND1 = [
 CONFIGS = {
     "round1": ROUND1,
     "default": [],
+    "lbfgs": ["--optimizer", "lbfgs"],  # the array-API L-BFGS in place of scipy's L-BFGS-B
     "luminance": ["--preserve-colors", "luminance"],
     "histogram": ["--preserve-colors", "histogram"],
 }

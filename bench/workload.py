@@ -64,7 +64,7 @@ def start_image(content: np.ndarray) -> np.ndarray:
     return to_nchw((0.5 * rng.random(content.shape, dtype=np.float32) + 0.5 * content).astype(np.float32))
 
 
-def engine_objective(model_dir, size: int, arena: bool = False):
+def engine_objective(model_dir, size: int, arena: str = "off"):
     """The engine at `size` on the benchmark pair: (model, Objective, evaluation point (1, 3, S, S), (content, style,
     sources)). The loss is the seeds' J with equal style-layer weights and the manifest's beta for them, which is what
     the torch reference computes (the engine's default auto weights cost the same per evaluation)."""

@@ -42,7 +42,8 @@ def content_loss(a_g: Array, a_c: Array) -> tuple[float, Array]:
     # converting to float64 first (19 vs 126 ms); BLAS sdot was faster still but 5e-5 off. (CuPy also reduces in a
     # tree; its accuracy is for the GPU parity tests to confirm.)
     value = scale * float(xp.sum(xp.square(diff)))
-    return value, diff * (2.0 * scale)  # dJ/da_G = (a_G - a_C) / (2 nH nW nC); a Python float keeps diff's dtype
+    diff *= 2.0 * scale  # in place: a fresh (C, H, W) buffer per evaluation costs page faults as well as the pass
+    return value, diff  # dJ/da_G = (a_G - a_C) / (2 nH nW nC); a Python float keeps diff's dtype
 
 
 def gram(a: Array) -> Array:
@@ -58,8 +59,9 @@ def gram(a: Array) -> Array:
     return (g + g.T) * (0.5 / A.shape[1])
 
 
-def style_loss(a_g: Array, g_s: Array, g_g: Array | None = None) -> tuple[float, Array]:
-    """Style cost of activations a_g against the target Gram g_s (pass g_g = gram(a_g) if already computed)."""
+def style_loss(a_g: Array, g_s: Array, g_g: Array | None = None, scale: float = 1.0) -> tuple[float, Array]:
+    """Style cost of activations a_g against the target Gram g_s (pass g_g = gram(a_g) if already computed), and its
+    gradient times `scale` (a layer weight, applied to the (C, C) factor instead of the (C, N) gradient)."""
     xp = array_namespace(a_g, g_s)
     c = a_g.shape[-3]
     A = _flat(a_g, xp)
@@ -70,7 +72,7 @@ def style_loss(a_g: Array, g_s: Array, g_g: Array | None = None) -> tuple[float,
     d64 = xp.astype(diff, xp.float64, copy=False)
     value = float(xp.sum(d64 * d64)) / (4.0 * c * c)
     # dJ/dG = diff / (2 C^2); through G = A A^T / n (symmetric diff): dJ/dA = diff @ A / (C^2 n).
-    k = diff * (1.0 / (c * c * n))
+    k = diff * (scale / (c * c * n))
     if k.dtype != A.dtype:  # a float64 target with float32 activations: the gradient keeps the activations' dtype
         k = xp.astype(k, A.dtype)
     grad = k @ A  # (C, N)

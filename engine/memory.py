@@ -21,11 +21,15 @@ def activations_per_pixel(manifest: Manifest) -> float:
     return sum(layer.channels / (layer.scale * layer.scale) for layer in manifest.layers)
 
 
-def estimate_bytes(manifest: Manifest, height: int, width: int, pairs: int, weights_bytes: int = 0) -> int:
-    """Peak bytes of a run at (height, width) with `pairs` L-BFGS correction pairs (StylizeOptions.lbfgs_pairs)."""
+def estimate_bytes(
+    manifest: Manifest, height: int, width: int, pairs: int, weights_bytes: int = 0, optimizer: str = "scipy"
+) -> int:
+    """Peak bytes of a run at (height, width) with `pairs` L-BFGS correction pairs (StylizeOptions.lbfgs_pairs) and
+    StylizeOptions.optimizer: scipy's L-BFGS-B keeps its pairs in float64, the array-API L-BFGS in float32 (the
+    constants above were fitted with scipy's; only the pairs' size differs)."""
     n = height * width
     acts = ACTIVATION_FACTOR * activations_per_pixel(manifest) * n
-    lbfgs = (2 * pairs + 6) * 3 * n * 8  # scipy's float64 correction pairs and work vectors
+    lbfgs = (2 * pairs + 6) * 3 * n * (8 if optimizer == "scipy" else 4)  # correction pairs and work vectors
     images = 10 * 3 * n * 4  # image copies, gradients, best iterate
     return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs + images)
 
@@ -51,13 +55,14 @@ def largest_fitting_long_side(
     pairs: int,
     budget: int,
     weights_bytes: int = 0,
+    optimizer: str = "scipy",
 ) -> int:
     """The largest long side (px, a multiple of 16) whose estimate fits in `budget` bytes, with the content's aspect
     rounded exactly as the run resizes it. Returns 0 when not even 16 px fits."""
 
     def fits(long_side: int) -> bool:
         h, w = fit_long_side(*content_hw, long_side)
-        return estimate_bytes(manifest, h, w, pairs, weights_bytes) <= budget
+        return estimate_bytes(manifest, h, w, pairs, weights_bytes, optimizer) <= budget
 
     if not fits(16):
         return 0

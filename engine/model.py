@@ -14,6 +14,10 @@ from .manifest import Manifest, read_manifest
 
 Device = Literal["auto", "cpu", "cuda"]  # StylizeOptions.device and load_model's device
 DEVICES: tuple[str, ...] = get_args(Device)
+# Where onnxruntime's CPU tensors come from: "shared", one arena for every session of the process (registered once on
+# onnxruntime's environment); "session", each session's own arena; "off", malloc and free per tensor.
+Arena = Literal["shared", "session", "off"]
+ARENAS: tuple[str, ...] = get_args(Arena)
 _ORT_MISSING = (
     "onnxruntime is not installed: pip install 'nst[cpu]' (or 'nst[gpu]' for CUDA; never both, they "
     "share one import directory)"
@@ -65,6 +69,8 @@ class Model:
     _device: str = field(repr=False, default="cpu")
     _saved: dict[str, Any] = field(repr=False, default_factory=dict)
     _saved_image: np.ndarray | None = field(repr=False, default=None)
+    _run_options: Any = field(repr=False, default=None)  # onnxruntime RunOptions that shrink the arena (or None)
+    _last_shape: tuple[int, ...] | None = field(repr=False, default=None)
 
     @property
     def layers(self) -> list[str]:
@@ -95,7 +101,11 @@ class Model:
         binding.bind_cpu_input("image", image)
         for name in names:
             binding.bind_output(name, self._device)  # on CUDA the state stays in GPU memory
-        self._features.run_with_iobinding(binding)
+        # An arena keeps what a size needed; when the size changes (the next stage, another image) the first run
+        # hands the regions it no longer uses back, so a stage does not hold the last stage's buffers as well.
+        shrink = self._run_options is not None and self._last_shape not in (None, image.shape)
+        self._last_shape = image.shape
+        self._features.run_with_iobinding(binding, self._run_options if shrink else None)
         values = dict(zip(names, binding.get_outputs()))
         if keep_state:
             self._saved, self._saved_image = values, image.copy()
@@ -119,14 +129,35 @@ class Model:
         return binding.get_outputs()[0].numpy()
 
 
-def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: bool = False) -> Any:
+_shared_arena = False  # registered on onnxruntime's environment (once per process: it cannot be replaced)
+
+
+def _register_shared_arena(ort: Any) -> None:
+    global _shared_arena
+    if _shared_arena:
+        return
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    # kSameAsRequested (1): grow by each missing buffer's size, not the next power of two, so the arena holds
+    # what the graphs use and no more
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+    _shared_arena = True
+
+
+def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: str = "off") -> Any:
     """The onnxruntime SessionOptions load_model gives both sessions (ort: the module from import_ort). Public so that
-    a profiler or an experiment can start from the engine's own settings and change one."""
+    a profiler or an experiment can start from the engine's own settings and change one. arena: one of ARENAS."""
+    if arena not in ARENAS:
+        raise ValueError(f"unknown arena {arena!r}; choose one of: {', '.join(ARENAS)}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
-    # onnxruntime's CPU arena keeps each session's largest buffers for the next run; without it, peak memory at
-    # 512 px fell 1.89 -> 1.11 GB (evaluation loop) and the slope from 5.8 to 2.3 kB per pixel (bench/README.md)
-    opts.enable_cpu_mem_arena = arena
+    # No arena by default, for memory (bench/README.md, 512 px evaluation loop): without one every tensor is freshly
+    # mapped memory, ~190k page faults per evaluation, 15% slower than with one arena shared by both sessions, whose
+    # peak is 20% higher (fragmentation) and above torch's; one arena per session holds both sessions' largest
+    # buffers (1.9 GB instead of 1.25).
+    opts.enable_cpu_mem_arena = arena != "off"
+    if on_cpu and arena == "shared":
+        _register_shared_arena(ort)
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     # FATAL only: a failed load is raised (and reported in one line by load_model); onnxruntime would also print it.
     opts.log_severity_level = 4
     if on_cpu:
@@ -137,14 +168,16 @@ def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: b
 
 
 def load_model(
-    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, arena: bool = False
+    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, arena: str = "off"
 ) -> Model:
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
     threads: onnxruntime's intra-op threads on CPU (default: every core this process may use).
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
     float32's ~1e-6; off by default so CPU and CUDA runs agree).
-    arena: keep onnxruntime's CPU memory arena (off by default: it holds both sessions' largest buffers, 2.5x the
-    memory per pixel, for a few percent of speed)."""
+    arena: where onnxruntime's CPU tensors live (ARENAS): "off" (default), malloc per tensor, the least memory;
+    "shared", one arena for both sessions and every model of the process, grown by what is asked and shrunk when the
+    image size changes (faster, ~20% more memory); "session", each session's own arena (both sessions' largest
+    buffers held at once)."""
     ort = import_ort()
     providers = _providers(ort, device)
     if providers[0] == "CUDAExecutionProvider":
@@ -165,4 +198,9 @@ def load_model(
     used = sessions[0].get_providers()[0]
     if device == "cuda" and used != "CUDAExecutionProvider":
         raise DeviceError(f"CUDA was asked for but onnxruntime fell back to {used} (CUDA/cuDNN libraries missing?)")
-    return Model(path, manifest, used, sessions[0], sessions[1], "cuda" if used == "CUDAExecutionProvider" else "cpu")
+    on_cpu = used == "CPUExecutionProvider"
+    run_options = None
+    if on_cpu and arena != "off":
+        run_options = ort.RunOptions()
+        run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return Model(path, manifest, used, sessions[0], sessions[1], "cpu" if on_cpu else "cuda", _run_options=run_options)

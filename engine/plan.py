@@ -149,14 +149,15 @@ def _check_memory(
     manifest: Manifest, content_hw: HW, size: HW, options: StylizeOptions, weights_bytes: int, available: int
 ) -> int:
     pairs = options.lbfgs_pairs
-    need = memory.estimate_bytes(manifest, *size, pairs, weights_bytes)
+    opt = options.optimizer
+    need = memory.estimate_bytes(manifest, *size, pairs, weights_bytes, opt)
     if need <= available:
         return need
-    fits = memory.largest_fitting_long_side(manifest, content_hw, pairs, available, weights_bytes)
+    fits = memory.largest_fitting_long_side(manifest, content_hw, pairs, available, weights_bytes, opt)
     if fits >= 16 and min(fit_long_side(*content_hw, fits)) >= manifest.min_size:
         hint = f"try --size {fits}"
         low_pairs = dataclasses.replace(options, low_memory=True).lbfgs_pairs
-        if low_pairs < pairs and memory.estimate_bytes(manifest, *size, low_pairs, weights_bytes) <= available:
+        if low_pairs < pairs and memory.estimate_bytes(manifest, *size, low_pairs, weights_bytes, opt) <= available:
             hint += " or --low-memory (fewer L-BFGS pairs; fits this size)"
     else:
         fits, hint = 0, "no working size fits; free some memory or run on a machine with more"
@@ -208,7 +209,7 @@ def plan_run(
     if available is not None:
         need = _check_memory(manifest, content_hw, size, options, weights_bytes, available)
     else:
-        need = memory.estimate_bytes(manifest, *size, options.lbfgs_pairs, weights_bytes)
+        need = memory.estimate_bytes(manifest, *size, options.lbfgs_pairs, weights_bytes, options.optimizer)
     # the recommended beta depends on how the layers are weighted (auto: relative Gram errors; else the seeds' J_s)
     beta = manifest.style_weight if lam is None else manifest.style_weight_equal
     alpha = manifest.content_weight if options.content_weight is None else options.content_weight

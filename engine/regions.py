@@ -158,16 +158,17 @@ def source_gram(a_s: Array, mask_l: Array | None = None) -> Array:
     return guided_gram(a_s, mask_l)
 
 
-def guided_style_loss(a_g: Array, mask_l: Array, g_target: Array) -> tuple[float, Array]:
-    """J_r = 1/(4 C^2) sum (G_r(a_g) - G_target)^2 and dJ_r/da_g (a_g's shape, dtype, namespace and device)."""
+def guided_style_loss(a_g: Array, mask_l: Array, g_target: Array, scale: float = 1.0) -> tuple[float, Array]:
+    """J_r = 1/(4 C^2) sum (G_r(a_g) - G_target)^2 and dJ_r/da_g (a_g's shape, dtype, namespace and device), the
+    gradient times `scale` (a layer weight, folded into style_loss's (C, C) factor)."""
     xp = array_namespace(a_g, g_target)
     b, m, mass = _masked(a_g, mask_l, xp)
     n = b.shape[-1] * b.shape[-2]
     g_r = gram(b) * (n / mass)
     # style_loss against the given Gram: its value is J_r, its gradient dJ/dB = (G_r - G_t) B / (C^2 N); the chain
     # through B = A ⊙ m and the mass normaliser gives dJ/dA = m ⊙ (G_r - G_t) B / (C^2 mass) = m ⊙ dJ/dB * N / mass.
-    value, grad_b = style_loss(b, g_target, g_r)
-    return value, grad_b * m * (n / mass)
+    value, grad_b = style_loss(b, g_target, g_r, scale=scale * n / mass)
+    return value, grad_b * m
 
 
 # --- the loss term -------------------------------------------------------------------------------------------------
@@ -217,8 +218,8 @@ class RegionStyleTerm:
         total, grads, parts = 0.0, {}, {}
         for layer, lam in zip(self.layers, self.layer_weights):
             a = feats[layer]
-            v, g = guided_style_loss(a, self._mask(layer, a), self.targets[layer])
+            v, g = guided_style_loss(a, self._mask(layer, a), self.targets[layer], scale=float(lam))
             parts[layer] = lam * v
             total += parts[layer]
-            grads[layer] = g * lam
+            grads[layer] = g
         return TermValue(total, grads, parts)

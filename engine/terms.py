@@ -34,7 +34,10 @@ class TermValue:
 
 
 class LossTerm(Protocol):
-    """A term of J. The objective adds weight * value to J and weight * grads to the gradient."""
+    """A term of J. The objective adds weight * value to J and weight * grads to the gradient.
+
+    The tap gradients a call returns belong to the objective, which scales them in place: return fresh arrays
+    (as every loss here does), never a view of the features or an array the term keeps."""
 
     @property
     def name(self) -> str: ...  # unique within an objective; the key of the term in histories, logs and progress
@@ -82,9 +85,9 @@ class StyleTerm:
         grads: dict[str, Array] = {}
         parts: dict[str, float] = {}
         for layer, lam in zip(self.layers, self.layer_weights):
-            v, g = style_loss(feats[layer], self.targets[layer])
+            v, g = style_loss(feats[layer], self.targets[layer], scale=float(lam))
             parts[layer] = lam * v
-            grads[layer] = g * float(lam)
+            grads[layer] = g
         return TermValue(sum(parts.values()), grads, parts)
 
 

@@ -44,10 +44,27 @@ def test_warp_samples_image_at_p_plus_flow():
     out = warp(img, const_flow(1.0, 0.0))
     assert np.allclose(out[:, :-1], img[:, 1:])  # out(x) = img(x + 1)
     assert np.allclose(out[:, -1], img[:, -1])  # border replicated
-    half = warp(img, const_flow(0.0, 0.5))
+    half = warp(img, const_flow(0.0, 0.5), "linear")
     assert np.allclose(half[:-1], (img[:-1] + img[1:]) / 2)  # bilinear
     rgb = np.stack([img] * 3, axis=-1)
     assert warp(rgb, const_flow(1.0, 0.0)).shape == (H, W, 3)
+    with pytest.raises(ValueError, match="linear, cubic"):
+        warp(img, const_flow(1.0, 0.0), "nearest")
+
+
+def test_bicubic_warps_keep_texture_that_repeated_bilinear_warps_blur():
+    """A frame warped from the last one, again and again (half a pixel each time, there and back): bilinear
+    interpolation low-passes every time, bicubic far less; and cubic overshoot is clipped to the image's range."""
+    img = texture(H, W, 2)
+    inner = (slice(8, H - 8), slice(8, W - 8))
+    kept = {}
+    for mode in ("linear", "cubic"):
+        out = img
+        for k in range(8):
+            out = warp(out, const_flow(0.5 if k % 2 == 0 else -0.5, 0.0), mode)
+        kept[mode] = float(np.std(out[inner])) / float(np.std(img[inner]))
+        assert out.min() >= img.min() and out.max() <= img.max()
+    assert kept["cubic"] > kept["linear"] + 0.1, kept
 
 
 def test_known_translation_warps_previous_onto_current_and_masks_the_new_strip():
@@ -57,7 +74,7 @@ def test_known_translation_warps_previous_onto_current_and_masks_the_new_strip()
     fwd, bwd = const_flow(dx, dy), const_flow(-dx, -dy)
     warped = warp(prev, bwd)
     inner = (slice(8, H - 8), slice(8, W - 8))
-    diff = np.abs(warped[inner] - cur[inner])  # bilinear warp of a bicubic shift: close, not exact
+    diff = np.abs(warped[inner] - cur[inner])  # our bicubic warp of OpenCV's bicubic shift: close, not exact
     assert diff.mean() < 0.005 and diff.max() < 0.05
     c = consistency(fwd, bwd)
     assert c.dtype == np.float32 and set(np.unique(c)) <= {0.0, 1.0}

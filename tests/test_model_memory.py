@@ -1,0 +1,112 @@
+"""Where onnxruntime's CPU tensors live (load_model's arena) changes memory and speed, never a value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nst.engine.model import ARENAS, load_model
+
+
+def _evaluate(model, image: np.ndarray, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    feats = {k: v.copy() for k, v in model.features(image).items()}
+    rng = np.random.default_rng(seed)
+    grads = {k: rng.standard_normal(v.shape, dtype=np.float32) for k, v in feats.items()}
+    return feats, model.vjp(image, grads).copy()
+
+
+@pytest.mark.parametrize("arena", [a for a in ARENAS if a != "off"])
+def test_arena_gives_bit_identical_features_and_gradients(model_dir, arena):
+    rng = np.random.default_rng(0)
+    images = [rng.random((1, 3, h, w), dtype=np.float32) for h, w in ((48, 64), (48, 64), (64, 40), (48, 64))]
+    off = load_model(model_dir, "cpu", arena="off")
+    model = load_model(model_dir, "cpu", arena=arena)
+    for i, image in enumerate(images):  # repeated and changing sizes: reused and released buffers alike
+        feats_off, grad_off = _evaluate(off, image, i)
+        feats, grad = _evaluate(model, image, i)
+        assert feats.keys() == feats_off.keys()
+        for k in feats:
+            assert np.array_equal(feats[k], feats_off[k]), k
+        assert np.array_equal(grad, grad_off)
+
+
+class _RunRecorder:
+    """A features session that records the run options of each run."""
+
+    def __init__(self, session):
+        self.session, self.options = session, []
+
+    def io_binding(self):
+        return self.session.io_binding()
+
+    def run_with_iobinding(self, binding, run_options=None):
+        self.options.append(run_options)
+        return self.session.run_with_iobinding(binding, run_options)
+
+
+def test_the_arena_is_shrunk_when_the_image_size_changes(model_dir):
+    model = load_model(model_dir, "cpu", arena="shared")
+    recorder = _RunRecorder(model._features)
+    model._features = recorder
+    rng = np.random.default_rng(1)
+    for h, w in ((48, 64), (48, 64), (64, 64), (64, 64), (48, 64)):
+        model.features(rng.random((1, 3, h, w), dtype=np.float32))
+    shrunk = [o is not None for o in recorder.options]
+    assert shrunk == [False, False, True, False, True]  # only the first run at a new size hands regions back
+
+
+def test_no_arena_never_shrinks(model_dir):
+    model = load_model(model_dir, "cpu")  # the default: no arena
+    recorder = _RunRecorder(model._features)
+    model._features = recorder
+    rng = np.random.default_rng(2)
+    for h, w in ((48, 64), (64, 64)):
+        model.features(rng.random((1, 3, h, w), dtype=np.float32))
+    assert recorder.options == [None, None]
+
+
+def test_unknown_arena_names_the_choices(model_dir):
+    with pytest.raises(ValueError, match="shared, session, off"):
+        load_model(model_dir, "cpu", arena="big")
+
+
+def _terms(model, size: tuple[int, int], synthetic_image):
+    from nst.engine.images import to_nchw
+    from nst.engine.terms import ContentTerm, StyleTerm, style_targets
+
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+    content = model.features(to_nchw(synthetic_image(*size, 4)), keep_state=False)["relu4_2"]
+    style = style_targets(model, [to_nchw(synthetic_image(40, 56, 5))], [1.0], layers)
+    return [ContentTerm(content, "relu4_2", 2.0), StyleTerm(style, (1.0, 0.5, 2.0), 1e4, layers)]
+
+
+def test_objective_weights_the_tap_gradients_in_place_to_the_same_bits(model_dir, synthetic_image):
+    """The objective scales each term's tap gradients in place (the LossTerm contract) instead of copying them; the
+    gradient is bit for bit the one from weighted copies, here built by hand from the terms and the model."""
+    from nst.engine.images import to_nchw
+    from nst.engine.objective import Objective
+
+    model = load_model(model_dir, "cpu")
+    terms = _terms(model, (48, 64), synthetic_image)
+    x = to_nchw(synthetic_image(48, 64, 6))
+    ev = Objective(model, terms)(x)
+    feats = model.features(x)
+    sums: dict[str, np.ndarray] = {}
+    for term in terms:
+        for tap, g in term(feats, x).grads.items():
+            sums[tap] = g * term.weight if tap not in sums else sums[tap] + g * term.weight
+    assert np.array_equal(ev.grad, model.vjp(x, sums))
+    again = Objective(model, terms)(x)  # the terms' own state (targets) was not scaled
+    assert again.loss == ev.loss and np.array_equal(again.grad, ev.grad)
+
+
+def test_style_loss_scale_weights_the_gradient_only(synthetic_image):
+    from nst.engine.losses import gram, style_loss
+
+    rng = np.random.default_rng(3)
+    a = rng.random((1, 8, 6, 7), dtype=np.float32)
+    g_s = gram(rng.random((1, 8, 5, 5), dtype=np.float32))
+    v1, g1 = style_loss(a, g_s)
+    v3, g3 = style_loss(a, g_s, scale=3.0)
+    assert v3 == v1
+    np.testing.assert_allclose(g3, 3.0 * g1, rtol=1e-5, atol=1e-6 * float(np.abs(g1).max()))
