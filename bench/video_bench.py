@@ -161,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 1e7, 1e8, 3e8, 1e9])
     ap.add_argument("--iterations", type=int, nargs="+", default=[5, 10, 20])  # at the default temporal weight
     ap.add_argument("--no-independent", action="store_true")
+    ap.add_argument(
+        "--warp",
+        choices=["cubic", "linear"],
+        default="cubic",
+        help="how nst-video warps the previous output (cubic: the engine's; the metric always uses the engine's)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     if not SHARED.is_dir():
@@ -169,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     from nst.engine import load_image, load_model
     from nst.video.options import VideoOptions
 
+    if args.warp != "cubic":  # the method's warp only: stylize.py imported warp by name, the metric keeps flow.warp
+        import functools
+
+        import nst.video.stylize as video_stylize
+        from nst.video.flow import warp
+
+        video_stylize.warp = functools.partial(warp, interpolation=args.warp)
     model = load_model(ROOT / "models" / "vgg19", "cpu")
     style = load_image(SHARED / args.style)
     args.out.mkdir(parents=True, exist_ok=True)
