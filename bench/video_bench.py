@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+STYLE_WEIGHT: dict[str, float] = {}  # {"style_weight": beta} with --style-weight: every run's options
 sys.path.insert(0, str(ROOT / "bench"))
 SHARED = ROOT.parent / "shared" / "images"
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -98,7 +99,13 @@ def run_video(model, photos, style, first, video, cache) -> tuple[list[np.ndarra
     size = max(photos[0].shape[:2])
     outs, secs = [], []
     gen = stylize_video(
-        model, photos, [style], StylizeOptions(size=size), video_options=video, resume=[first], target_cache=cache
+        model,
+        photos,
+        [style],
+        StylizeOptions(size=size, **STYLE_WEIGHT),
+        video_options=video,
+        resume=[first],
+        target_cache=cache,
     )
     for r in gen:
         outs.append(r.image)
@@ -115,7 +122,9 @@ def run_independent(model, photos, style, iterations, cache) -> tuple[list[np.nd
     outs, secs = [], []
     for photo in photos:
         t0 = time.perf_counter()
-        r = stylize(model, photo, [style], size=size, scales=1, iterations=iterations, target_cache=cache)
+        r = stylize(
+            model, photo, [style], size=size, scales=1, iterations=iterations, target_cache=cache, **STYLE_WEIGHT
+        )
         outs.append(quantize(r.image))
         secs.append(time.perf_counter() - t0)
     return outs, secs
@@ -126,7 +135,9 @@ def first_frame(model, photo, style, iterations, cache) -> tuple[np.ndarray, flo
     from nst.video.stylize import quantize
 
     t0 = time.perf_counter()
-    r = stylize(model, photo, [style], size=max(photo.shape[:2]), iterations=iterations, target_cache=cache)
+    r = stylize(
+        model, photo, [style], size=max(photo.shape[:2]), iterations=iterations, target_cache=cache, **STYLE_WEIGHT
+    )
     return quantize(r.image), time.perf_counter() - t0
 
 
@@ -161,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 1e7, 1e8, 3e8, 1e9])
     ap.add_argument("--iterations", type=int, nargs="+", default=[5, 10, 20])  # at the default temporal weight
     ap.add_argument("--no-independent", action="store_true")
+    ap.add_argument("--style-weight", type=float, help="beta for every run (default: the model's)")
     ap.add_argument(
         "--warp",
         choices=["cubic", "linear"],
@@ -175,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     from nst.engine import load_image, load_model
     from nst.video.options import VideoOptions
 
+    if args.style_weight is not None:
+        STYLE_WEIGHT["style_weight"] = args.style_weight
     if args.warp != "cubic":  # the method's warp only: stylize.py imported warp by name, the metric keeps flow.warp
         import functools
 
