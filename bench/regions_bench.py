@@ -11,8 +11,9 @@ Cases on ../shared/images (masks drawn here, in the content's frame):
           run without a mask; the_scream's is one more run), measured with the plain Gram of the whole picture. A
           region's reduction is read against its style's here: what the same size and iterations reach without masks.
 Per region (its mask at the final size, brought to the layers by "resize" for every run, so methods are measured
-alike): the guided Gram's relative distance to its own style's Gram, photo -> output (the reduction factor), and the
-ratio of its distance to the other style's Gram over its own. The uncovered part's mean absolute pixel difference to
+alike): the guided Gram's relative distance to its own style's Gram, photo -> output, squared (the reduction of the
+style loss, as bench/quality.py measures the stills; the JSON also has the plain distance ratio), and the ratio of its
+squared distance to the other style's Gram over its own. The uncovered part's mean absolute pixel difference to
 the photo, at several distances from the region. Time: the optimisation's seconds and per evaluation against the run
 without masks. Prints a Markdown table, writes bench/results/regions/{regions.json,contact.png}."""
 
@@ -70,11 +71,15 @@ def measure(model, photo, output, masks, targets, others) -> list[dict]:
         for la in LAYERS:
             gp, go = guided_gram(fp[la], lm[la]), guided_gram(fo[la], lm[la])
             d_photo, d_out, d_other = rel(gp, own[la]), rel(go, own[la]), rel(go, other[la])
+            # reduction: of the squared distance (the style loss), as bench/quality.py measures the stills;
+            # distance_ratio: of the distance itself (its square root)
             row[la] = {
                 "photo": d_photo,
                 "output": d_out,
-                "reduction": d_photo / d_out,
-                "other_over_own": d_other / d_out,
+                "reduction": (d_photo / d_out) ** 2,
+                "distance_ratio": d_photo / d_out,
+                "other_over_own": (d_other / d_out) ** 2,
+                "other_over_own_distance": d_other / d_out,
             }
         rows.append(row)
     return rows
@@ -94,7 +99,12 @@ def whole(model, photo, output, target) -> dict:
     out = {}
     for la in LAYERS:
         d_photo, d_out = rel(guided_gram(fp[la], None), target[la]), rel(guided_gram(fo[la], None), target[la])
-        out[la] = {"photo": d_photo, "output": d_out, "reduction": d_photo / d_out}
+        out[la] = {
+            "photo": d_photo,
+            "output": d_out,
+            "reduction": (d_photo / d_out) ** 2,
+            "distance_ratio": d_photo / d_out,
+        }
     return out
 
 
@@ -115,6 +125,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=120)
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "vgg19")
+    ap.add_argument("--time-only", action="store_true", help="only the resize runs and their no-mask runs (the times)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, "cpu")
@@ -139,6 +150,8 @@ def main() -> None:
         ("disc", [starry], [ring], "resize", ["starry_night"]),
         ("whole", [scream], None, "resize", None),
     ]
+    if args.time_only:
+        cases = [c for c in cases if c[0] != "whole" and c[3] == "resize"]
     names = {id(starry): "starry_night", id(scream): "the_scream"}
     results, images, baseline, reference = [], {}, {}, {}
     for case, styles, masks, method, own in cases:
@@ -194,8 +207,8 @@ def print_table(results: list[dict], reference: dict[str, dict], hw: tuple[int, 
         mad_text = " / ".join("-" if mad[k] is None else f"{mad[k]:.3f}" for k in map(str, MARGINS)) if mad else "-"
         for i, reg in enumerate(r["regions"]):
             L = reg["layers"]
-            red = " / ".join(f"{L[la]['reduction']:.1f}" for la in LAYERS)
-            oth = " / ".join(f"{L[la]['other_over_own']:.1f}" for la in LAYERS[:3])
+            red = " / ".join(f"{L[la]['reduction']:.0f}" for la in LAYERS)
+            oth = " / ".join(f"{L[la]['other_over_own']:.0f}" for la in LAYERS[:3])
             first = i == 0
             print(
                 f"| {r['case'] if first else ''} | {r['method'] if first else ''} | {reg['style']} | {red} | {oth} | "
@@ -203,7 +216,7 @@ def print_table(results: list[dict], reference: dict[str, dict], hw: tuple[int, 
                 + (f"{r['time_ratio']:.2f}x, {r['per_eval_ratio']:.2f}x |" if first else " |")
             )
     for name, L in reference.items():
-        red = " / ".join(f"{L[la]['reduction']:.1f}" for la in LAYERS)
+        red = " / ".join(f"{L[la]['reduction']:.0f}" for la in LAYERS)
         print(f"| whole | no mask | {name} | {red} | - | - | - |")
 
 
@@ -220,7 +233,7 @@ def contact(content, styles, left, right, ring, images, hw) -> None:
             Cell(styles[1], "style 2"),
             Cell(images["halves no mask"], "no mask (blend)"),
             Cell(images["halves resize"], "resize"),
-            Cell(images["halves inside"], "inside"),
+            Cell(images["halves inside"], "inside") if "halves inside" in images else None,
         ],
         [
             Cell(c, "content"),

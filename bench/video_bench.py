@@ -13,7 +13,9 @@ frame (stylize_video's `resume`), so a sweep pays for it once; its mean time ove
 Metrics, per clip and method:
 - E_warp = mean over t of sum c_t ||O_t - warp(O_{t-1})||^2 / sum c_t, flow and c from the INPUT frames
   (nst.video.flow.WarpingError); E_warp10: the same between frames t-10 and t (long-range drift).
-- Gram reduction at relu1_1..relu4_1: ||G(photo) - G_S|| / ||G(output) - G_S|| per frame, the minimum over frames.
+- Gram reduction at relu1_1..relu4_1: ||G(photo) - G_S||^2 / ||G(output) - G_S||^2 per frame (the style loss's
+  reduction, as bench/quality.py measures the stills), the minimum over frames; the JSON also has the plain distance
+  ratio (its square root) as gram_distance_ratio.
 - J_content: the content loss (unweighted, relu4_2) of each output against its frame, the mean over frames.
 - s/frame: the mean seconds of the frames after the first.
 Prints a Markdown table, writes JSON and, per clip, a PNG of 3 consecutive frames (independent row vs nst-video row)
@@ -73,9 +75,14 @@ class Meter:
             for k in LAYERS:
                 per_frame[k].append(e_photo[k] / max(e_out[k], 1e-12))
             content.append(content_loss(f_out, f_photo)[0])
+        # gram_reduction: of the squared distance (the style loss), as bench/quality.py measures the stills;
+        # gram_distance_ratio: of the distance itself (its square root)
+        squared = {k: [r * r for r in v] for k, v in per_frame.items()}
         return {
-            "gram_reduction_min": {k: min(v) for k, v in per_frame.items()},
-            "gram_reduction": per_frame,
+            "gram_reduction_min": {k: min(v) for k, v in squared.items()},
+            "gram_reduction": squared,
+            "gram_distance_ratio_min": {k: min(v) for k, v in per_frame.items()},
+            "gram_distance_ratio": per_frame,
             "j_content": float(np.mean(content)),
         }
 
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             red = m["gram_reduction_min"]
             rows.append(
                 f"| {clip} | {name} | {m['e_warp']:.2e} | {m['e_warp10']:.2e} | "
-                + " | ".join(f"{red[k]:.1f}" for k in LAYERS)
+                + " | ".join(f"{red[k]:.0f}" for k in LAYERS)
                 + f" | {m['j_content']:.3g} | {m['seconds']:.1f} |"
             )
             print(rows[-1], flush=True)

@@ -205,21 +205,43 @@ class RegionStyleTerm:
             raise ValueError(f"{name}: the region covers no unit of layer(s) {', '.join(empty)}")
         self.masks = {la: masks[la] for la in self.layers}
         self.targets = {la: targets[la] for la in self.layers}
-        self._placed: dict[str, Array] = {}  # the masks on the activations' device, moved there once
+        # Units outside the mask's bounding box add nothing to G_r, its mass or its gradient, so each layer is
+        # computed on the box alone: two half-picture regions cost one whole picture's losses, not two (at 512 px the
+        # uncropped halves took 1.27x the time of the run without masks; bench/README.md "Regions").
+        self.boxes = {la: _support_box(np.asarray(self.masks[la])) for la in self.layers}
+        self._placed: dict[str, Array] = {}  # the cropped masks on the activations' device, moved there once
 
     def _mask(self, layer: str, a: Array) -> Array:
         m = self._placed.get(layer)
         if m is None or array_namespace(m) is not array_namespace(a) or device_of(m) != device_of(a):
             xp = array_namespace(a)
-            m = self._placed[layer] = xp.astype(xp.asarray(self.masks[layer], device=device_of(a)), a.dtype)
+            box = np.asarray(self.masks[layer])[self.boxes[layer]]
+            m = self._placed[layer] = xp.astype(xp.asarray(np.ascontiguousarray(box), device=device_of(a)), a.dtype)
         return m
 
     def __call__(self, feats: Mapping[str, Array], image: Array) -> TermValue:
         total, grads, parts = 0.0, {}, {}
         for layer, lam in zip(self.layers, self.layer_weights):
             a = feats[layer]
-            v, g = guided_style_loss(a, self._mask(layer, a), self.targets[layer], scale=float(lam))
+            rows, cols = self.boxes[layer]
+            whole = (rows.stop - rows.start, cols.stop - cols.start) == tuple(a.shape[-2:])
+            v, g = guided_style_loss(
+                a if whole else a[..., rows, cols], self._mask(layer, a), self.targets[layer], scale=float(lam)
+            )
+            if not whole:
+                xp = array_namespace(a)
+                full = xp.zeros_like(a)
+                full[..., rows, cols] = g
+                g = full
             parts[layer] = lam * v
             total += parts[layer]
             grads[layer] = g
         return TermValue(total, grads, parts)
+
+
+def _support_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """(rows, cols): the smallest box holding every nonzero unit of a (h, w) mask (the whole mask if none is)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)

@@ -296,6 +296,29 @@ def test_region_style_term():
         RegionStyleTerm("style:2", 1.0, layers, masks, targets, [1.0])
 
 
+@pytest.mark.parametrize("use_strict", [False, True], ids=["numpy", "strict"])
+def test_region_term_computes_on_the_masks_box_only(strict, from_strict, use_strict):
+    """A region inside part of the layer (a disc in a corner, a soft half): the term works on the mask's bounding box
+    and gives the whole layer's value and gradient (zero outside the box), in NumPy and on strict arrays."""
+    xps, to = strict
+    a = _acts((1, 6, 12, 16), 30)
+    g_s = gram(_acts((1, 6, 5, 5), 31))
+    half = np.zeros((12, 16), np.float32)
+    half[:, :7] = 1.0
+    half[:, 7:9] = (0.6, 0.2)  # a soft seam, then nothing
+    for mask, box in ((_disc(12, 16, 3, 4, 2.5), (slice(1, 6), slice(2, 7))), (half, (slice(0, 12), slice(0, 9)))):
+        term = RegionStyleTerm("style:1", 1.0, ["x"], {"x": mask}, {"x": to(g_s) if use_strict else g_s}, [2.0])
+        assert term.boxes["x"] == box
+        v, g = guided_style_loss(a, mask, g_s)
+        out = term({"x": to(a) if use_strict else a}, None)
+        got = from_strict(xps, out.grads["x"]) if use_strict else out.grads["x"]
+        assert out.value == pytest.approx(2.0 * v, rel=1e-6)
+        np.testing.assert_allclose(got, 2.0 * g, rtol=1e-5, atol=1e-6 * float(np.abs(g).max()))
+        outside = np.ones((12, 16), bool)
+        outside[box] = False
+        assert np.all(got[..., outside] == 0)
+
+
 def test_two_region_terms_confine_two_styles():
     """Does it work, on activations: minimising two region terms (left half -> texture 1's Gram, right half ->
     texture 2's) gives each half its own style, which one unmasked style term (the blend) cannot."""
