@@ -85,6 +85,8 @@ class Optimised:
             return f"converged {at}: J stopped changing or its gradient vanished"
         if self.status == 1:
             return f"the evaluation limit ({self.evaluations}) was reached {at}"
+        # the iteration whose line search failed is the one after the last accepted iterate
+        at = f"at iteration {self.iterations + 1} of {self.asked}"
         return f"the line search found no lower J {at} (the loss is flat or too noisy at this scale)"
 
 
