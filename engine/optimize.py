@@ -1,6 +1,6 @@
-"""One L-BFGS-B optimisation of an image's pixels: scipy's minimize with bounds [0, 1], the float64 (scipy) <->
-float32 (onnxruntime, NumPy) boundary, the best-iterate bookkeeping, NaN/Inf and Ctrl-C handling, and the Progress
-record of each accepted iterate."""
+"""One optimisation of an image's pixels, by the array-API L-BFGS (engine/lbfgs.py, the default) or scipy's
+L-BFGS-B with bounds [0, 1]: the dtype boundary (float32 for the first, float64 for scipy), the best-iterate
+bookkeeping, NaN/Inf and Ctrl-C handling, and the Progress record of each accepted iterate."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def stylize(
     style_source_masks: Sequence[np.ndarray | None] | None = None,
     **overrides: Any,
 ) -> StylizeResult:
-    """Minimise J(G) over the pixels of G with L-BFGS-B (bounds [0, 1]), stage by stage.
+    """Minimise J(G) over the pixels of G with L-BFGS (pixels kept in [0, 1]), stage by stage.
 
     content: (H, W, 3) float32 RGB in [0, 1], any size (resized so its long side is options.size); styles: any sizes
     (resized so their long side is the content's long side x style_scale, at every stage). Options may also be given
