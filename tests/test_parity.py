@@ -56,6 +56,7 @@ def test_engine_matches_torch_reference(model_dir, init, synthetic_image, monkey
         iterations=30,
         init=init,
         seed=4,
+        optimizer="scipy",  # the reference runs scipy's L-BFGS-B: the same optimiser on both sides
         callback=lambda p: histories.append(p.loss),
     )
     assert result.iterations == 30 and len(histories) == 30
