@@ -26,7 +26,7 @@ DeviceOpt = Annotated[Device, typer.Option(help=StylizeOptions.help("device"))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
 Seed = Annotated[int, typer.Option(help="Seed of the random units (units) or of the white noise (the others).")]
 Cell = Annotated[int, typer.Option(min=16, help="Width in px of each picture in the figure.")]
-Iterations = Annotated[int, typer.Option(min=1, help="L-BFGS-B iterations of each run in the figure.")]
+Iterations = Annotated[int, typer.Option(min=1, help="L-BFGS iterations of each run in the figure.")]
 DEVICE = StylizeOptions.default("device")
 
 

@@ -69,7 +69,7 @@ class StylizeOptions:
     size: int = _opt(512, "Working long side in px of the result (the content is resized to it).")
     iterations: int = _opt(
         120,
-        "L-BFGS-B iterations of the first (coarsest) stage; each later stage runs fewer in proportion to its long side "
+        "L-BFGS iterations of the first (coarsest) stage; each later stage runs fewer in proportion to its long side "
         "(half as many at twice the size). With one stage, the run's iterations.",
     )
     scales: int | None = _opt(

@@ -26,7 +26,7 @@ def _opt(default: Any, help: str) -> Any:
 class VideoOptions:
     frame_iterations: int = _opt(
         DEFAULT_FRAME_ITERATIONS,
-        "L-BFGS-B iterations of every frame after the first (one stage at --size, started from the previous "
+        "L-BFGS iterations of every frame after the first (one stage at --size, started from the previous "
         "stylized frame warped by the optical flow); the first frame runs --iterations coarse to fine.",
     )
     temporal_weight: float = _opt(

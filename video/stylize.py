@@ -5,7 +5,7 @@ Frame 1 is a still run with the options as given (coarse to fine). Every later f
   1. the flow between INPUT frames t-1 and t, both directions (DIS), and the consistency weights c (0 at
      disocclusions, motion boundaries and where the flow leaves the frame): nst.video.flow.flow_and_weights;
   2. the previous STYLIZED frame warped onto frame t: w = warp(O_{t-1}, flow t -> t-1);
-  3. one stage at the final size (scales=1) of frame_iterations L-BFGS-B iterations from x0 = c w + (1 - c) I_t
+  3. one stage at the final size (scales=1) of frame_iterations L-BFGS iterations from x0 = c w + (1 - c) I_t
      (the content frame where nothing can be warped), with the temporal term gamma (1/D) sum c (x - w)^2 added to
      the content and style terms (nst.video.temporal).
 Departures from the paper: its later frames start from the warped frame and run a fixed number of iterations at one

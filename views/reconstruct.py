@@ -2,7 +2,7 @@
 content representation at one layer, or only the style representation (Grams) of a growing set of layers.
 
 Each is one stylize() run with the other loss weighted 0 and init="noise": the engine's own loss, gradient graph and
-L-BFGS-B, so what the strip shows is exactly what those layers constrain in a real run."""
+optimiser, so what the strip shows is exactly what those layers constrain in a real run."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def strip_figure(content: np.ndarray, style: np.ndarray, runs: Sequence[Reconstr
     iters = runs[0].iterations if runs else 0
     return Figure(
         rows,
-        f"Reconstructions from white noise, {iters} L-BFGS-B iterations each: content loss at one "
+        f"Reconstructions from white noise, {iters} L-BFGS iterations each: content loss at one "
         "layer; style loss over growing layer sets",
         labels,
     )

@@ -86,7 +86,7 @@ def sweep_figure(grid: Sequence[Sequence[SweepCell]], content: np.ndarray, style
     iters = grid[0][0].iterations if grid and grid[0] else 0
     return Figure(
         rows,
-        f"Content vs style weight: {iters} L-BFGS-B iterations per cell",
+        f"Content vs style weight: {iters} L-BFGS iterations per cell",
         [f"alpha = {row[0].content_weight:g}" for row in grid] + [""] * (len(rows) - len(grid)),
         ["", *(f"beta = {c.style_weight:g}" for c in grid[0])] if grid else [],
     )
