@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from workload import MAXCOR
+from workload import MAXCOR, OPTIMIZER
 
 from nst.engine import memory as mem
 from nst.engine.manifest import Manifest
@@ -21,13 +21,8 @@ def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 
 def lbfgs_bytes(pixels: int) -> int:
-    """scipy's float64 work arrays once all maxcor pairs are stored, as estimate_bytes counts them."""
-    return (2 * MAXCOR + 6) * 3 * pixels * 8
-
-
-def image_bytes(pixels: int) -> int:
-    """Image copies, gradients, the best iterate, as estimate_bytes counts them."""
-    return 10 * 3 * pixels * 4
+    """The default optimiser's work arrays once all maxcor pairs are stored, as estimate_bytes counts them."""
+    return mem.lbfgs_bytes(pixels, MAXCOR, OPTIMIZER)
 
 
 def memory_analysis(
@@ -52,12 +47,12 @@ def memory_analysis(
         "vjp; no L-BFGS state)",
     }
     # Constants that make estimate = BASE + 2 weights + FACTOR acts + lbfgs + images equal the fit + lbfgs arrays.
-    factor = max(0.0, (b - image_bytes(1)) / app)
+    factor = max(0.0, (b - mem.image_bytes(1)) / app)
     out["proposed"] = {"ACTIVATION_FACTOR": round(factor, 2), "BASE_BYTES": round((a - 2 * weights_bytes) / 1e6) * 1e6}
     rows = []
     for p in points:
         n = p["pixels"]
-        est = mem.estimate_bytes(manifest, p["size"], p["size"], MAXCOR, weights_bytes)
+        est = mem.estimate_bytes(manifest, p["size"], p["size"], MAXCOR, weights_bytes, OPTIMIZER)
         projected = p["peak_rss_eval_bytes"] + lbfgs_bytes(n)
         row = {
             "size": p["size"],
@@ -93,7 +88,9 @@ def largest_square(
         "side": side,
         "pixels": side * side,
         "projected_bytes": a + (b + lbfgs_bytes(1)) * side * side,
-        "estimate_says_side": mem.largest_fitting_long_side(manifest, (1, 1), MAXCOR, available, weights_bytes),
+        "estimate_says_side": mem.largest_fitting_long_side(
+            manifest, (1, 1), MAXCOR, available, weights_bytes, OPTIMIZER
+        ),
         "swap": swap,
         "note": "from the fit plus steady-state L-BFGS memory, 90% of MemAvailable",
     }

@@ -18,6 +18,7 @@ DEFAULT_MODEL = ROOT / "models" / "vgg19"
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
 CONTENT_IMAGE, STYLE_IMAGE = "tubingen.jpg", "starry_night.jpg"
 MAXCOR: int = StylizeOptions.default("maxcor")
+OPTIMIZER: str = StylizeOptions.default("optimizer")
 
 
 def to_nchw(image: np.ndarray) -> np.ndarray:

@@ -29,9 +29,18 @@ def estimate_bytes(
     constants above were fitted with scipy's; only the pairs' size differs)."""
     n = height * width
     acts = ACTIVATION_FACTOR * activations_per_pixel(manifest) * n
-    lbfgs = (2 * pairs + 6) * 3 * n * (8 if optimizer == "scipy" else 4)  # correction pairs and work vectors
-    images = 10 * 3 * n * 4  # image copies, gradients, best iterate
-    return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs + images)
+    return int(BASE_BYTES + 2 * weights_bytes + acts + lbfgs_bytes(n, pairs, optimizer) + image_bytes(n))
+
+
+def lbfgs_bytes(pixels: int, pairs: int, optimizer: str = "scipy") -> int:
+    """The optimiser's correction pairs and work vectors once all `pairs` are stored: float64 for scipy's L-BFGS-B,
+    float32 for the array-API L-BFGS."""
+    return (2 * pairs + 6) * 3 * pixels * (8 if optimizer == "scipy" else 4)
+
+
+def image_bytes(pixels: int) -> int:
+    """Image copies, gradients, the best iterate."""
+    return 10 * 3 * pixels * 4
 
 
 def available_bytes() -> int | None:
