@@ -103,7 +103,7 @@ def test_long_term_ties_each_pixel_to_the_nearest_consistent_frame(monkeypatch):
     monkeypatch.setattr(video_stylize, "flow_and_weights", stand_in)
     frames = [np.full((h, w, 3), t / 100, np.float32) for t in range(22)]
     history = [video_stylize._Seen(f, f) for f in frames[:21]]
-    warped, weights, _, c = video_stylize._temporal_pairs(history, frames[21], VideoOptions(long_term=True))
+    warped, weights, c = video_stylize._temporal_pairs(history, frames[21], VideoOptions(long_term=True))
     assert len(warped) == 3
     assert [float(x[0, 0, 0]) for x in warped] == pytest.approx([0.20, 0.11, 0.01])  # outputs 1, 10, 20 back
     expected = np.zeros((3, h, w), np.float32)

@@ -133,10 +133,15 @@ def flow_and_weights(prev: np.ndarray, cur: np.ndarray, preset: str = DEFAULT_PR
 def pair_warping_error(out_prev: np.ndarray, out_cur: np.ndarray, flow_bwd: np.ndarray, c: np.ndarray) -> float:
     """Σ_p c(p) ‖O_t(p) - warp(O_{t-1}, ŵ)(p)‖² / Σ_p c(p), the squared norm over the colour channels (Lai et al.
     2018, with flow and c from the input frames). NaN when c is 0 everywhere (nothing to compare)."""
+    return warped_error(warp(out_prev, flow_bwd), out_cur, c)
+
+
+def warped_error(warped_prev: np.ndarray, out_cur: np.ndarray, c: np.ndarray) -> float:
+    """pair_warping_error with O_{t-1} already warped onto frame t (warp(O_{t-1}, ŵ)); NaN when c is 0 everywhere."""
     total = float(c.sum())
     if total == 0.0:
         return math.nan
-    diff = out_cur.astype(np.float32, copy=False) - warp(out_prev, flow_bwd)  # (H, W, 3)
+    diff = out_cur.astype(np.float32, copy=False) - warped_prev  # (H, W, 3)
     return float(np.sum(c * np.sum(diff * diff, axis=2)) / total)
 
 

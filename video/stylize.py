@@ -36,7 +36,7 @@ from nst.engine.plan import Plan, Stage, plan_run
 from nst.engine.stylize import StylizeResult, stylize
 from nst.engine.terms import LossTerm
 
-from .flow import flow_and_weights, pair_warping_error, warp
+from .flow import flow_and_weights, warp, warped_error
 from .options import VideoOptions
 from .temporal import TemporalTerm
 
@@ -88,26 +88,25 @@ class _Seen:
 
 def _temporal_pairs(
     history: Sequence[_Seen], cur: np.ndarray, video: VideoOptions
-) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
-    """(warped previous outputs, their weights, flow t -> t-1, c of the previous frame).
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """(the warped previous outputs, the previous frame first; their weights; c of the previous frame).
 
     Short-term: the previous frame only. Long-term (Ruder et al. eq. 7): the frames j in LONG_TERM_OFFSETS back,
     each with c_long_j = max(c_j - sum_{k in J, k < j} c_k, 0): a pixel is tied to the nearest consistent frame."""
     offsets = [j for j in (LONG_TERM_OFFSETS if video.long_term else (1,)) if j <= len(history)]
     warped, weights = [], []
-    covered = None
-    flow1 = c1 = None
+    covered = c1 = None
     for j in offsets:
         seen = history[-j]
         flow, c = flow_and_weights(seen.input, cur, video.flow)
         if j == 1:
-            flow1, c1 = flow, c
+            c1 = c
         c_long = c if covered is None else np.maximum(c - covered, 0.0)
         covered = c if covered is None else covered + c
         warped.append(warp(seen.output, flow))
         weights.append(c_long.astype(np.float32))
-    assert flow1 is not None and c1 is not None
-    return warped, weights, flow1, c1
+    assert c1 is not None
+    return warped, weights, c1
 
 
 def stylize_video(
@@ -159,9 +158,9 @@ def stylize_video(
         on_progress = None if callback is None else (lambda p, i=index: callback(i, p))
         if not history:
             result = stylize(model, cur, styles, plan=plans[0], callback=on_progress, target_cache=cache)
-            flow = c = None
+            warped = c = None
         else:
-            warped, weights, flow, c = _temporal_pairs(history, cur, video)
+            warped, weights, c = _temporal_pairs(history, cur, video)
             init = c[..., None] * warped[0] + (1.0 - c[..., None]) * cur
             extra = [] if video.temporal_weight == 0 else [_temporal_factory(warped, weights, video, plans[1])]
             result = stylize(
@@ -180,8 +179,8 @@ def stylize_video(
             return
         out = quantize(result.image)
         warping = consistent = None
-        if flow is not None and c is not None:
-            warping, consistent = pair_warping_error(history[-1].output, out, flow, c), float(c.mean())
+        if warped is not None and c is not None:  # the previous output already warped onto this frame: warped[0]
+            warping, consistent = warped_error(warped[0], out, c), float(c.mean())
         history.append(_Seen(cur, out))
         yield FrameResult(
             index,
