@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-STYLE_WEIGHT: dict[str, float] = {}  # {"style_weight": beta} with --style-weight: every run's options
 sys.path.insert(0, str(ROOT / "bench"))
 SHARED = ROOT.parent / "shared" / "images"
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -99,7 +98,7 @@ def warping(photos: list[np.ndarray], outputs: list[np.ndarray], step: int = 1) 
     return float(np.mean(errs)) if errs else math.nan
 
 
-def run_video(model, photos, style, first, video, cache) -> tuple[list[np.ndarray], list[float]]:
+def run_video(model, photos, style, first, video, cache, style_weight=None) -> tuple[list[np.ndarray], list[float]]:
     from nst.engine import StylizeOptions
     from nst.video.stylize import stylize_video
 
@@ -109,7 +108,7 @@ def run_video(model, photos, style, first, video, cache) -> tuple[list[np.ndarra
         model,
         photos,
         [style],
-        StylizeOptions(size=size, **STYLE_WEIGHT),
+        StylizeOptions(size=size, style_weight=style_weight),
         video_options=video,
         resume=[first],
         target_cache=cache,
@@ -121,7 +120,7 @@ def run_video(model, photos, style, first, video, cache) -> tuple[list[np.ndarra
     return outs, secs
 
 
-def run_independent(model, photos, style, iterations, cache) -> tuple[list[np.ndarray], list[float]]:
+def run_independent(model, photos, style, iterations, cache, style_weight=None) -> tuple[list[np.ndarray], list[float]]:
     from nst.engine import stylize
     from nst.video.stylize import quantize
 
@@ -130,20 +129,33 @@ def run_independent(model, photos, style, iterations, cache) -> tuple[list[np.nd
     for photo in photos:
         t0 = time.perf_counter()
         r = stylize(
-            model, photo, [style], size=size, scales=1, iterations=iterations, target_cache=cache, **STYLE_WEIGHT
+            model,
+            photo,
+            [style],
+            size=size,
+            scales=1,
+            iterations=iterations,
+            target_cache=cache,
+            style_weight=style_weight,
         )
         outs.append(quantize(r.image))
         secs.append(time.perf_counter() - t0)
     return outs, secs
 
 
-def first_frame(model, photo, style, iterations, cache) -> tuple[np.ndarray, float]:
+def first_frame(model, photo, style, iterations, cache, style_weight=None) -> tuple[np.ndarray, float]:
     from nst.engine import stylize
     from nst.video.stylize import quantize
 
     t0 = time.perf_counter()
     r = stylize(
-        model, photo, [style], size=max(photo.shape[:2]), iterations=iterations, target_cache=cache, **STYLE_WEIGHT
+        model,
+        photo,
+        [style],
+        size=max(photo.shape[:2]),
+        iterations=iterations,
+        target_cache=cache,
+        style_weight=style_weight,
     )
     return quantize(r.image), time.perf_counter() - t0
 
@@ -194,8 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     from nst.engine import load_image, load_model
     from nst.video.options import VideoOptions
 
-    if args.style_weight is not None:
-        STYLE_WEIGHT["style_weight"] = args.style_weight
     if args.warp != "cubic":  # the method's warp only: stylize.py imported warp by name, the metric keeps flow.warp
         import functools
 
@@ -215,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     for clip in args.clips[:1] if args.sweep else args.clips:
         photos = clip_frames(clip, args.frames, args.size)
         meter = Meter(model, style, photos[0].shape[:2])
-        first, first_s = first_frame(model, photos[0], style, args.first_iterations, cache)
+        first, first_s = first_frame(model, photos[0], style, args.first_iterations, cache, args.style_weight)
         print(f"{clip}: frame 1 (still run, {args.first_iterations} iterations) {first_s:.1f} s", flush=True)
         runs: dict[str, tuple] = {}
         if args.sweep:
@@ -232,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             if clip in args.long_term:
                 configs.append(("nst-video --long-term", VideoOptions(fi, gamma, long_term=True)))
         if not args.no_independent and not args.sweep:
-            runs["independent"] = run_independent(model, photos, style, fi, cache)
+            runs["independent"] = run_independent(model, photos, style, fi, cache, args.style_weight)
         for name, video in configs:
-            runs[name] = run_video(model, photos, style, first, video, cache)
+            runs[name] = run_video(model, photos, style, first, video, cache, args.style_weight)
         entry: dict[str, Any] = {"first_frame_seconds": first_s}
         for name, (outs, secs) in runs.items():
             m = meter.measure(photos, outs)
