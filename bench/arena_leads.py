@@ -6,14 +6,16 @@
 One evaluation here is Model.features + Model.vjp with fixed random tap gradients (no losses, so the network's own
 allocations are what is measured), medians of --repeats after 2 warm-ups, each variant in its own process (peak RSS
 is ru_maxrss; faults are ru_minflt per evaluation). Variants:
-  off             no arena: malloc and free per tensor (load_model's default)
-  session         one arena per session (onnxruntime's enable_cpu_mem_arena)
-  shared          one arena for both sessions (load_model(arena="shared"))
+  off             no arena: malloc and free per tensor (load_model(arena="off"))
+  session         one arena per session (onnxruntime's enable_cpu_mem_arena), no memory pattern
+  shared          one arena for both sessions, no memory pattern (load_model's default)
+  shared-pattern  the same with onnxruntime's memory pattern on (its default)
   shrink-grad     shared, its unused regions handed back after every gradient run
   shrink-all      shared, handed back after every run
   prealloc        no arena; the features graph's outputs (taps and saved state) allocated once and bound by pointer
   prealloc-shared the same over the shared arena, the gradient output bound too
   mallopt         no arena; glibc M_MMAP_THRESHOLD 32 MB and M_TRIM_THRESHOLD 2 GB set before loading
+  nommap          no arena; glibc M_MMAP_MAX 0 (every block from the heap) and M_TRIM_THRESHOLD 2 GB
 bench/README.md ("Speed without the memory") has the figures and what became of each lead."""
 
 from __future__ import annotations
@@ -31,7 +33,18 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("off", "session", "shared", "shrink-grad", "shrink-all", "prealloc", "prealloc-shared", "mallopt")
+VARIANTS = (
+    "off",
+    "session",
+    "shared",
+    "shared-pattern",
+    "shrink-grad",
+    "shrink-all",
+    "prealloc",
+    "prealloc-shared",
+    "mallopt",
+    "nommap",
+)
 
 
 def child(variant: str, size: int, repeats: int, model_dir: Path) -> dict[str, Any]:
@@ -39,12 +52,25 @@ def child(variant: str, size: int, repeats: int, model_dir: Path) -> dict[str, A
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc's ceiling)
         libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD
+    if variant == "nommap":
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-4, 0)  # M_MMAP_MAX: every block from the heap, whatever its size
+        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD
+    import nst.engine.model as engine_model
     from nst.engine.model import load_model
 
-    arena = {"session": "session", "shared": "shared", "shrink-grad": "shared", "shrink-all": "shared"}.get(variant)
-    if variant == "prealloc-shared":
-        arena = "shared"
-    model = load_model(model_dir, "cpu", arena=arena or "off")
+    if variant == "shared-pattern":  # the engine's own options with onnxruntime's default memory pattern back on
+        options = engine_model.session_options
+
+        def with_pattern(*args: Any, **kwargs: Any) -> Any:
+            opts = options(*args, **kwargs)
+            opts.enable_mem_pattern = True
+            return opts
+
+        engine_model.session_options = with_pattern
+    shared = ("shared", "shared-pattern", "shrink-grad", "shrink-all", "prealloc-shared")
+    arena = "shared" if variant in shared else "session" if variant == "session" else "off"
+    model = load_model(model_dir, "cpu", arena=arena)
     fs, gs, man = model._features, model._gradient, model.manifest
     shrink = model._run_options
     rng = np.random.default_rng(0)

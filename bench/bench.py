@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--arena",
         choices=("shared", "session", "off"),
-        default="off",
+        default="shared",
         help="onnxruntime's CPU memory for the engine children (nst.engine.load_model's arena; default: the engine's)",
     )
     p.add_argument("--no-torch", action="store_true")

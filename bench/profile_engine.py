@@ -58,7 +58,7 @@ def ort_profile(model_dir: Path, m: Manifest, image: np.ndarray, grads: dict, ru
     for _ in range(runs + 1):
         saved = dict(zip(names, feat.run(names, {"image": image})))
     feeds = {name: grads[tap] for tap, name in m.grad_inputs.items()}
-    feeds.update({n: saved[n] for n in m.grad_saved})
+    feeds.update({n: saved[n] for n in m.saved})
     for _ in range(runs + 1):
         grad.run(None, feeds)
     for key, sess in (("features", feat), ("gradient", grad)):
@@ -118,7 +118,7 @@ def host_copies(model, image: np.ndarray, grads: dict, runs: int) -> dict:
     gb = model._gradient.io_binding()
     for tap, input_name in m.grad_inputs.items():
         gb.bind_cpu_input(input_name, grads[tap])
-    for name in m.grad_saved:
+    for name in m.saved:
         gb.bind_ortvalue_input(name, model._saved[name])
     gb.bind_output("grad_image", "cpu")
     res["vjp_run_ms"] = 1e3 * med(lambda: model._gradient.run_with_iobinding(gb), runs)

@@ -143,21 +143,25 @@ def _register_shared_arena(ort: Any) -> None:
     _shared_arena = True
 
 
-def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: str = "off") -> Any:
+def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: str = "shared") -> Any:
     """The onnxruntime SessionOptions load_model gives both sessions (ort: the module from import_ort). Public so that
     a profiler or an experiment can start from the engine's own settings and change one. arena: one of ARENAS."""
     if arena not in ARENAS:
         raise ValueError(f"unknown arena {arena!r}; choose one of: {', '.join(ARENAS)}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv kernels on CPU
-    # No arena by default, for memory (bench/README.md, 512 px evaluation loop): without one every tensor is freshly
-    # mapped memory, ~190k page faults per evaluation, 15% slower than with one arena shared by both sessions, whose
-    # peak is 20% higher (fragmentation) and above torch's; one arena per session holds both sessions' largest
-    # buffers (1.9 GB instead of 1.25).
+    # One arena shared by both sessions by default (bench/README.md, 512 px evaluation loop): without an arena every
+    # tensor is freshly mapped memory, ~180k page faults per evaluation at 512², 20-25% slower; one arena per session
+    # holds both sessions' largest buffers at once.
     opts.enable_cpu_mem_arena = arena != "off"
     if on_cpu and arena == "shared":
         _register_shared_arena(ort)
         opts.add_session_config_entry("session.use_env_allocators", "1")
+    if on_cpu and arena != "off":
+        # onnxruntime's memory pattern (one block per run, laid out after the first run at a size) sits in the arena
+        # beside the outputs that outlive the run (the saved state): +350 MB at 512² over the arena without it, whose
+        # best-fit reuse of freed tensors is then below even the no-arena peak.
+        opts.enable_mem_pattern = False
     # FATAL only: a failed load is raised (and reported in one line by load_model); onnxruntime would also print it.
     opts.log_severity_level = 4
     if on_cpu:
@@ -168,16 +172,16 @@ def session_options(ort: Any, on_cpu: bool, threads: int | None = None, arena: s
 
 
 def load_model(
-    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, arena: str = "off"
+    path: str | Path, device: str = "auto", threads: int | None = None, tf32: bool = False, arena: str = "shared"
 ) -> Model:
     """Open an exported model directory. device: 'auto' (CUDA if onnxruntime offers it, else CPU), 'cpu' or 'cuda'.
     threads: onnxruntime's intra-op threads on CPU (default: every core this process may use).
     tf32: let CUDA convolutions use TF32 tensor cores (faster on Ampere and later, ~1e-3 relative error instead of
     float32's ~1e-6; off by default so CPU and CUDA runs agree).
-    arena: where onnxruntime's CPU tensors live (ARENAS): "off" (default), malloc per tensor, the least memory;
-    "shared", one arena for both sessions and every model of the process, grown by what is asked and shrunk when the
-    image size changes (faster, ~20% more memory); "session", each session's own arena (both sessions' largest
-    buffers held at once)."""
+    arena: where onnxruntime's CPU tensors live (ARENAS): "shared" (default), one arena for both sessions and every
+    model of the process, grown by what is asked and shrunk when the image size changes; "off", malloc and free per
+    tensor (slower: every tensor is freshly mapped memory); "session", each session's own arena (both sessions'
+    largest buffers held at once)."""
     ort = import_ort()
     providers = _providers(ort, device)
     if providers[0] == "CUDAExecutionProvider":

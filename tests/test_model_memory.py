@@ -55,8 +55,24 @@ def test_the_arena_is_shrunk_when_the_image_size_changes(model_dir):
     assert shrunk == [False, False, True, False, True]  # only the first run at a new size hands regions back
 
 
+def test_the_default_is_the_shared_arena_without_a_memory_pattern(model_dir):
+    """One arena for both sessions, and onnxruntime's memory pattern off wherever an arena is (bench/README.md: the
+    pattern's block beside the saved state costs +350 MB at 512²); without an arena onnxruntime's defaults stay."""
+    from nst.engine.model import import_ort, session_options
+
+    ort = import_ort()
+    model = load_model(model_dir, "cpu")
+    assert model._run_options is not None  # only an arena is shrunk
+    for arena in ARENAS:
+        opts = session_options(ort, True, arena=arena)
+        assert opts.enable_cpu_mem_arena == (arena != "off"), arena
+        assert opts.enable_mem_pattern == (arena == "off"), arena
+    shared = session_options(ort, True)
+    assert shared.get_session_config_entry("session.use_env_allocators") == "1"
+
+
 def test_no_arena_never_shrinks(model_dir):
-    model = load_model(model_dir, "cpu")  # the default: no arena
+    model = load_model(model_dir, "cpu", arena="off")
     recorder = _RunRecorder(model._features)
     model._features = recorder
     rng = np.random.default_rng(2)
