@@ -108,16 +108,16 @@ class JobRunner:
 
     def __init__(self, model_dir: str | Path, threads: int | None = None):
         self.model_dir, self.threads = Path(model_dir), threads
-        self._models: dict[str, Any] = {}
+        self._models: dict[tuple[str, str], Any] = {}
         self.load_seconds = 0.0
 
     def model(self, options: StylizeOptions) -> Any:
         from ..engine.model import load_model
 
-        key = options.device
+        key = (options.device, options.arena)
         if key not in self._models:
             t0 = time.perf_counter()
-            self._models[key] = load_model(self.model_dir, options.device, threads=self.threads)
+            self._models[key] = load_model(self.model_dir, options.device, threads=self.threads, arena=options.arena)
             self.load_seconds += time.perf_counter() - t0
         return self._models[key]
 

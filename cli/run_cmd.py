@@ -52,7 +52,7 @@ def load_inputs(model_dir: Path, images: list[Path], options: StylizeOptions, ma
     from ..engine import NSTError, load_image, load_model
 
     try:
-        model = load_model(model_dir, options.device)
+        model = load_model(model_dir, options.device, arena=options.arena)
         content = load_image(images[0], max_pixels)
         styles = [load_image(p, max_pixels) for p in images[1:]]
         init = load_image(options.init, max_pixels) if init_is_image(options.init) else None

@@ -78,7 +78,7 @@ def load_inputs(model_dir: Path, styles: list[Path], options: StylizeOptions, ma
     from ..engine import NSTError, load_image, load_model
 
     try:
-        return load_model(model_dir, options.device), [load_image(p, max_pixels) for p in styles]
+        return load_model(model_dir, options.device, arena=options.arena), [load_image(p, max_pixels) for p in styles]
     except NSTError as e:
         raise fail(PROG, str(e)) from None
 

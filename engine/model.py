@@ -97,19 +97,27 @@ class Model:
         names = taps + (list(self.manifest.saved) if keep_state else [])
         if keep_state:  # drop the last state before allocating the next: -240 MB peak at 512 px (bench/README.md)
             self._saved, self._saved_image = {}, None
+        if self._run_options is not None and self._last_shape not in (None, image.shape):
+            self._release()
+        self._last_shape = image.shape
         binding = self._features.io_binding()
         binding.bind_cpu_input("image", image)
         for name in names:
             binding.bind_output(name, self._device)  # on CUDA the state stays in GPU memory
-        # An arena keeps what a size needed; when the size changes (the next stage, another image) the first run
-        # hands the regions it no longer uses back, so a stage does not hold the last stage's buffers as well.
-        shrink = self._run_options is not None and self._last_shape not in (None, image.shape)
-        self._last_shape = image.shape
-        self._features.run_with_iobinding(binding, self._run_options if shrink else None)
+        self._features.run_with_iobinding(binding)
         values = dict(zip(names, binding.get_outputs()))
         if keep_state:
             self._saved, self._saved_image = values, image.copy()
         return {t: values[t].numpy() for t in taps}
+
+    def _release(self) -> None:
+        """Hand the arena's unused regions back before the buffers of a new image size are allocated, so that a
+        stage's peak does not hold the last stage's free regions as well (+0.5 GB at 1024 px, bench/README.md).
+        onnxruntime shrinks an arena only at the end of a run, so this is a run at the smallest size the model
+        takes, asking for one tiny output: everything it allocates is free again except that output."""
+        m = self.manifest.min_size
+        tiny = np.zeros((1, 3, m, m), np.float32)
+        self._features.run([self.manifest.taps[-1]], {"image": tiny}, self._run_options)
 
     def vjp(self, image: np.ndarray, grads: dict[str, np.ndarray]) -> np.ndarray:
         """dL/dimage for upstream gradients dL/dF_l at the taps (missing taps count as zero)."""

@@ -50,3 +50,22 @@ def test_cuda_when_there_is_none(model_dir, content, style, tmp_path, nst_run, e
         pytest.skip("this onnxruntime offers CUDA")
     line = error_line(nst_run(model_dir, content, style, "--device", "cuda", "-o", tmp_path / "o.png"), 1)
     assert "CUDA" in line and "--device cpu" in line
+
+
+@pytest.mark.parametrize("flag, arena", [([], "shared"), (["--low-memory"], "off")])
+def test_low_memory_loads_the_model_without_an_arena(
+    model_dir, content, style, tmp_path, nst_run, monkeypatch, flag, arena
+):
+    """--low-memory also turns onnxruntime's arena off (StylizeOptions.arena); the default shares one arena."""
+    import nst.engine
+    from nst.engine.errors import ModelError
+
+    seen = []
+
+    def load_model(path, device="auto", threads=None, tf32=False, arena="shared"):
+        seen.append(arena)
+        raise ModelError("stop here")
+
+    monkeypatch.setattr(nst.engine, "load_model", load_model)
+    r = nst_run(model_dir, content, style, *flag, "-o", tmp_path / "o.png")
+    assert r.exit_code == 1 and seen == [arena]
