@@ -8,7 +8,8 @@ from .images import fit_long_side
 from .manifest import Manifest
 
 # Bytes of memory per float32 activation of the network, across both graphs: the taps and their gradients on the
-# host, the saved masks, and each graph's working buffers (onnxruntime's arena off). BASE_BYTES: interpreter,
+# host, the saved masks, and each graph's working buffers (in onnxruntime's shared arena, which runs above the
+# no-arena peak at large sizes: +11% at 1024 px). BASE_BYTES: interpreter,
 # libraries, onnxruntime sessions, style images, what earlier stages leave behind (the weights file is counted
 # separately). Both are set so the estimate stays above the peak RSS of whole default nst-run runs at 512, 1024 and
 # 2048 px (bench/README.md, "Round 2"); bench/bench.py's scaling series fits the evaluation loop alone.

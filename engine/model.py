@@ -112,7 +112,7 @@ class Model:
 
     def _release(self) -> None:
         """Hand the arena's unused regions back before the buffers of a new image size are allocated, so that a
-        stage's peak does not hold the last stage's free regions as well (+0.5 GB at 1024 px, bench/README.md).
+        stage's peak does not hold the last stage's free regions as well (0.2 GB at 1024 px, bench/README.md).
         onnxruntime shrinks an arena only at the end of a run, so this is a run at the smallest size the model
         takes, asking for one tiny output: everything it allocates is free again except that output."""
         m = self.manifest.min_size
