@@ -12,7 +12,8 @@ from .manifest import Manifest
 # no-arena peak at large sizes: +11% at 1024 px). BASE_BYTES: interpreter,
 # libraries, onnxruntime sessions, style images, what earlier stages leave behind (the weights file is counted
 # separately). Both are set so the estimate stays above the peak RSS of whole default nst-run runs at 512, 1024 and
-# 2048 px (bench/README.md, "Round 2"); bench/bench.py's scaling series fits the evaluation loop alone.
+# 2048 px (bench/README.md, "Round 2", rechecked with the shared arena: 3% above at 2048 px); bench/bench.py's scaling
+# series fits the evaluation loop alone.
 ACTIVATION_FACTOR = 4.8
 BASE_BYTES = 700e6
 
