@@ -86,8 +86,8 @@ class Optimised:
         if self.status == 1:
             return f"the evaluation limit ({self.evaluations}) was reached {at}"
         # the iteration whose line search failed is the one after the last accepted iterate
-        at = f"at iteration {self.iterations + 1} of {self.asked}"
-        return f"the line search found no lower J {at} (the loss is flat or too noisy at this scale)"
+        failed = f"at iteration {self.iterations + 1} of {self.asked}"
+        return f"the line search found no lower J {failed} (the loss is flat or too noisy at this scale)"
 
 
 def to_hwc(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

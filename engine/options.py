@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from .color import PreserveColors
-from .model import Device
+from .model import Arena, Device
 
 LayerWeighting = Literal["auto", "equal"]
 Bounds = Literal["box", "clip"]
@@ -203,7 +203,7 @@ class StylizeOptions:
         return min(self.maxcor, LOW_MEMORY_MAXCOR) if self.low_memory else self.maxcor
 
     @property
-    def arena(self) -> str:
+    def arena(self) -> Arena:
         """Where onnxruntime's CPU tensors live (load_model's arena): no arena with --low-memory."""
         return "off" if self.low_memory else "shared"
 
